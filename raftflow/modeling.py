@@ -1,0 +1,137 @@
+"""Loading tokenizers and models the same way in every service.
+
+One function per kind of model, so the generator, rewarder and trainer agree on padding side, pad
+token, dtype and device. ``from_pretrained`` takes a local directory or a hub id (a hub id needs
+network access; set ``HF_HUB_OFFLINE=1`` offline, or it retries for ~45 s before failing).
+
+Safety defaults: weights load from safetensors only (``use_safetensors=True``: a pickle-based
+``pytorch_model.bin`` is refused) and ``trust_remote_code`` is off unless the caller turns it on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:  # torch is heavy and must not be imported by the Celery parent process
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+PaddingSide = Literal["left", "right"]
+
+
+def resolve_device(preference: str = "auto") -> torch.device:
+    """CUDA when asked for or available under ``auto``; CPU otherwise."""
+    import torch
+
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it (halves memory, same range as fp32); fp32 on CPU, where bf16
+    matmuls are slower than fp32 on most CPUs."""
+    import torch
+
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def set_torch_threads(threads: int | None) -> None:
+    """Cap intra-op threads: several torch processes on a 2-core box otherwise slow each other 10x."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def load_tokenizer(
+    name_or_path: str, padding_side: PaddingSide = "right", trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
+    """Tokenizer with a pad token. Generation wants left padding (new tokens follow the prompt
+    directly); training and classification want right padding."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    tokenizer.padding_side = padding_side
+    if tokenizer.pad_token is None:
+        # Causal LMs (GPT-2, LLaMA, SmolLM2) ship without a pad token; EOS is the usual stand-in. Labels
+        # must then be masked with the attention mask, never by comparing with pad_token_id.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(
+    name_or_path: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> PreTrainedModel:
+    from transformers import AutoModelForCausalLM
+
+    device = _as_device(device)
+    model = AutoModelForCausalLM.from_pretrained(
+        name_or_path,
+        dtype=dtype or default_dtype(device),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+    )
+    return model.to(device).eval()
+
+
+def load_reward_model(
+    name_or_path: str,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    pad_token_id: int | None = None,
+) -> PreTrainedModel:
+    """A sequence classifier with exactly one output (the scalar reward).
+
+    ``config.pad_token_id`` must be set: sequence classifiers pick the last non-pad token to score,
+    and a missing or wrong pad id silently scores the wrong position.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    device = _as_device(device)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        name_or_path,
+        dtype=dtype or default_dtype(device),
+        use_safetensors=True,
+        trust_remote_code=trust_remote_code,
+    )
+    if model.config.num_labels != 1:
+        raise ValueError(
+            f"{name_or_path} has num_labels={model.config.num_labels}; a reward model needs exactly 1"
+        )
+    if pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    if model.config.pad_token_id is None:
+        raise ValueError(f"{name_or_path}: config.pad_token_id is unset; pass the tokenizer's pad id")
+    return model.to(device).eval()
+
+
+def checkpoint_version(name_or_path: str) -> str:
+    """A short, stable id of a checkpoint's weights: the hash of the safetensors index or file
+    listing (name, size, mtime). Cheap: never reads the weights themselves."""
+    import hashlib
+    from pathlib import Path
+
+    path = Path(name_or_path)
+    if not path.is_dir():
+        return name_or_path  # a hub id names its own version
+    digest = hashlib.sha256()
+    for file in sorted(path.glob("*.safetensors")):
+        stat = file.stat()
+        digest.update(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _as_device(device: torch.device | str) -> torch.device:
+    import torch
+
+    return device if isinstance(device, torch.device) else torch.device(device)

@@ -1,0 +1,54 @@
+"""FastAPI plumbing every raftflow service shares: bearer-token auth, Prometheus exposition, the
+uvicorn launcher and free-port lookup. Routes stay in each service; only the plumbing lives here."""
+
+from __future__ import annotations
+
+import hmac
+import socket
+from collections.abc import Callable
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def bearer_auth(token: str | None) -> Callable[..., None]:
+    """A dependency that enforces ``Authorization: Bearer <token>`` when a token is configured.
+
+    With no token configured auth is off (local use); read-only health stays open either way because
+    routes that should be open simply do not depend on this.
+    """
+
+    def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        if token is None:
+            return
+        # compare_digest: a plain == leaks the token's prefix length through timing.
+        if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="missing or invalid bearer token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return check
+
+
+def metrics_endpoint(registry: CollectorRegistry) -> Callable[[Request], Response]:
+    """A ``GET /metrics`` handler for one service's own registry (not the process-global one, so two
+    services in one test process never share counters)."""
+
+    def metrics(_: Request) -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS says is free now. There is a small race until the server binds it; callers that
+    start servers retry on a bind failure."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
