@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -52,3 +53,16 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def limit_error(field: str, message: str, value: object = None, **ctx: object) -> RequestValidationError:
+    """A 422 in FastAPI's own error shape for limits known only at run time (configured maxima,
+    context length): ``{"detail": [{"loc": ["body", field], "msg": ..., "ctx": {...}}]}``.
+
+    Raise it from a route; FastAPI renders it exactly like a schema violation, so clients parse one
+    shape whether the limit is static (pydantic ``Field(le=...)``) or configured.
+    """
+    loc = ("body", *field.split("."))
+    return RequestValidationError(
+        [{"type": "value_error", "loc": loc, "msg": message, "input": value, "ctx": ctx}]
+    )
