@@ -1,0 +1,84 @@
+"""Which samples RAFT keeps: the ranking step of the loop, as pure functions over reward tables.
+
+Rewards arrive as a P x K table (P prompts, K samples each). Degenerate samples are excluded before
+ranking and counted, so a reward model that loves empty strings cannot win (LMFlow hit exactly that:
+its reward model was hacked by '#' tokens and Distinct-2 collapsed).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Indices ``(prompt_i, sample_j)`` of the kept samples, in prompt order, plus what was dropped."""
+
+    kept: list[tuple[int, int]]
+    discarded_samples: int  # degenerate samples excluded from ranking
+    dropped_prompts: int  # prompts whose K samples were all degenerate
+
+
+def degenerate_reason(text: str, min_chars: int = 2, max_repeat_fraction: float = 0.5) -> str | None:
+    """Why a sample must not be trained on, or None if it is fine.
+
+    ``max_repeat_fraction``: a response whose most frequent word makes up more than this share of
+    its words (with at least 8 words) is a repetition loop, the failure RAFT drifts into when diversity
+    collapses ("love the best great great great ...").
+    """
+    stripped = text.strip()
+    if not stripped:
+        return "empty"
+    if len(stripped) < min_chars:
+        return "too_short"
+    words = stripped.split()
+    if len(words) >= 8:
+        most = max(words.count(w) for w in set(words))
+        if most / len(words) > max_repeat_fraction:
+            return "repetitive"
+    return None
+
+
+def valid_mask(samples: Sequence[Sequence[str]], min_chars: int = 2) -> np.ndarray:
+    """P x K booleans: True where the sample may be ranked."""
+    return np.array([[degenerate_reason(s, min_chars) is None for s in row] for row in samples], dtype=bool)
+
+
+def select_local(rewards: np.ndarray, valid: np.ndarray) -> Selection:
+    """The paper's RAFT: the best valid sample of each prompt (ties go to the earlier sample)."""
+    rewards, valid = _check(rewards, valid)
+    masked = np.where(valid, rewards, -np.inf)
+    kept = [(i, int(np.argmax(masked[i]))) for i in range(len(rewards)) if valid[i].any()]
+    return Selection(kept, int((~valid).sum()), int((~valid.any(axis=1)).sum()))
+
+
+def select_global(rewards: np.ndarray, valid: np.ndarray, fraction: float) -> Selection:
+    """The top ``fraction`` of all valid samples, whatever prompt they answer (LMFlow's ``top``).
+
+    Keeps ``ceil(fraction * n_valid)`` samples; several can come from one prompt and some prompts get
+    none, which is the point: it spends the training budget on the best responses overall.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rewards, valid = _check(rewards, valid)
+    flat = np.flatnonzero(valid.ravel())
+    keep = math.ceil(fraction * len(flat)) if len(flat) else 0
+    # Stable sort on the negated reward: ties keep their (prompt, sample) order.
+    order = flat[np.argsort(-rewards.ravel()[flat], kind="stable")][:keep]
+    k = rewards.shape[1]
+    kept = sorted((int(f // k), int(f % k)) for f in order)
+    selected_prompts = {i for i, _ in kept}
+    dropped = sum(1 for i in range(len(rewards)) if i not in selected_prompts)
+    return Selection(kept, int((~valid).sum()), dropped)
+
+
+def _check(rewards: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rewards = np.asarray(rewards, dtype=float)
+    valid = np.asarray(valid, dtype=bool)
+    if rewards.ndim != 2 or rewards.shape != valid.shape:
+        raise ValueError(f"rewards {rewards.shape} and valid {valid.shape} must be the same P x K shape")
+    return rewards, valid & np.isfinite(rewards)
