@@ -16,15 +16,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 _bearer = HTTPBearer(auto_error=False)
 
 
-def bearer_auth(token: str | None) -> Callable[..., None]:
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def bearer_auth(token: str | None, reads_open: bool = False) -> Callable[..., None]:
     """A dependency that enforces ``Authorization: Bearer <token>`` when a token is configured.
 
     With no token configured auth is off (local use); read-only health stays open either way because
-    routes that should be open simply do not depend on this.
+    routes that should be open simply do not depend on this. ``reads_open`` lets a router guard only
+    its mutating methods (POST, PUT, DELETE...) while its GETs stay open.
     """
 
-    def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-        if token is None:
+    def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+        if token is None or (reads_open and request.method in _SAFE_METHODS):
             return
         # compare_digest: a plain == leaks the token's prefix length through timing.
         if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), token.encode()):
