@@ -54,6 +54,12 @@ class CommonSettings(BaseSettings):
         description="torch intra-op threads; set 1 when several services share a small CPU box.",
         validation_alias=_env("RAFTFLOW_TORCH_THREADS"),
     )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 above it), so a huge client cannot exhaust memory.",
+        validation_alias=_env("RAFTFLOW_MAX_BODY_BYTES"),
+    )
     trust_remote_code: bool = Field(
         default=False,
         description="Allow model repos to run their own Python code. Off unless you trust the source.",

@@ -1,0 +1,83 @@
+"""Shared server plumbing: body size limit, bearer auth, run-time 422s, on a real uvicorn server."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+from raftflow.server import BodySizeLimit, bearer_auth, free_port, limit_error
+
+
+class Echo(BaseModel):
+    text: str
+
+
+def make_app() -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(BodySizeLimit, max_bytes=2048)
+    auth = bearer_auth("s3cret", reads_open=True)
+
+    @app.post("/echo", dependencies=[Depends(auth)])
+    def echo(body: Echo) -> dict:
+        if len(body.text) > 100:
+            raise limit_error("text", "text over 100 characters", value=len(body.text), limit=100)
+        return {"text": body.text}
+
+    @app.get("/open", dependencies=[Depends(auth)])
+    def open_read() -> dict:
+        return {"ok": True}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(make_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+
+
+def test_bearer_auth_guards_mutations_only(base_url: str) -> None:
+    assert httpx.post(f"{base_url}/echo", json={"text": "hi"}).status_code == 401
+    bad = httpx.post(f"{base_url}/echo", json={"text": "hi"}, headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    good = httpx.post(f"{base_url}/echo", json={"text": "hi"}, headers={"Authorization": "Bearer s3cret"})
+    assert good.json() == {"text": "hi"}
+    assert httpx.get(f"{base_url}/open").status_code == 200
+
+
+def test_body_limit_rejects_declared_and_streamed_bodies(base_url: str) -> None:
+    headers = {"Authorization": "Bearer s3cret"}
+    big = httpx.post(f"{base_url}/echo", json={"text": "x" * 5000}, headers=headers)
+    assert big.status_code == 413 and "2048-byte limit" in big.text
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(10):
+            yield b"y" * 512
+        yield b'"}'
+
+    streamed = httpx.post(f"{base_url}/echo", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+
+
+def test_run_time_limit_is_a_422_naming_field_and_limit(base_url: str) -> None:
+    response = httpx.post(
+        f"{base_url}/echo", json={"text": "z" * 150}, headers={"Authorization": "Bearer s3cret"}
+    )
+    assert response.status_code == 422
+    detail = response.json()["detail"][0]
+    assert detail["loc"] == ["body", "text"] and detail["ctx"] == {"limit": 100}
