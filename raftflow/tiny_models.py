@@ -71,6 +71,9 @@ def build_tokenizer(corpus: Iterator[str] | list[str], vocab_size: int = 1024):
         pad_token=EOS_TOKEN,
         unk_token=EOS_TOKEN,
         model_max_length=1 << 30,
+        # GPT-2 adds an embedding for token_type_ids when given them; the generator never passes them,
+        # so a tokenizer that returns them would make training, scoring and sampling disagree.
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
