@@ -1,0 +1,209 @@
+"""Client for any OpenAI-compatible ``/v1/completions`` server: the raftflow generator or vLLM.
+
+The orchestrator samples K responses for many prompts through :meth:`CompletionsClient.sample`, which
+splits the prompts into requests of ``prompts_per_request`` (so progress can be reported and one
+failure costs little), keeps two requests in flight (the server never idles between chunks), and
+regroups the flat ``choices`` (``index = prompt_i * n + j``) per prompt.
+
+Failures are typed for the orchestrator: a server that stays unreachable or keeps answering 5xx for
+``retry_seconds`` raises :class:`ComponentUnavailable`; a 4xx (the request itself is wrong) raises
+:class:`ComponentRejected` at once, since retrying cannot help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
+
+from raftflow.clients.errors import ComponentRejected, ComponentUnavailable
+from raftflow.schemas.generation import Sample, SamplingParams, derive_seed
+
+T = TypeVar("T")
+
+COMPONENT = "generator"
+_CHUNKS_IN_FLIGHT = 2
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    component: str,
+    url: str,
+    retry_seconds: float,
+    transient: Callable[[BaseException], bool],
+) -> T:
+    """Await ``call()``, retrying transient failures with exponential backoff for up to
+    ``retry_seconds``; then raise :class:`ComponentUnavailable` naming the component and how long it
+    was waited for. Non-transient errors propagate at once."""
+    started = time.monotonic()
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(transient),
+            stop=stop_after_delay(retry_seconds),
+            wait=wait_exponential(multiplier=0.25, max=5.0),
+            reraise=True,
+        ):
+            with attempt:
+                return await call()
+    except Exception as exc:
+        if transient(exc):
+            raise ComponentUnavailable(component, url, time.monotonic() - started, exc) from exc
+        raise
+    raise AssertionError("unreachable: tenacity either returns or raises")
+
+
+async def gather_failfast(awaitables: list[Awaitable[T]]) -> list[T]:
+    """Results in order; on the first failure the others are cancelled and THAT error is raised
+    (not the ExceptionGroup a TaskGroup raises), so callers catch ComponentUnavailable/Rejected."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_as_coroutine(awaitable)) for awaitable in awaitables]
+    except ExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def _transient_http(exc: BaseException) -> bool:
+    """Connection failures, timeouts and 5xx: the server may come back (restart, reload, overload)."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+class CompletionsClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str | None = None,
+        timeout: float = 600.0,
+        retry_seconds: float = 60.0,
+        prompts_per_request: int = 16,
+        model: str | None = None,
+    ) -> None:
+        if prompts_per_request < 1:
+            raise ValueError("prompts_per_request must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self.retry_seconds = retry_seconds
+        self.prompts_per_request = prompts_per_request
+        headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
+        )
+        self._model = model
+        self._raftflow_server: bool | None = None
+
+    async def __aenter__(self) -> CompletionsClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        """``n`` samples for each prompt, grouped per prompt in input order.
+
+        With ``params.seed`` set, chunk ``i`` uses ``derive_seed(seed, i)``: the whole call is
+        reproducible, and chunks do not repeat each other's random streams.
+        """
+        if not prompts:
+            return []
+        await self._discover()
+        chunks = [
+            prompts[i : i + self.prompts_per_request]
+            for i in range(0, len(prompts), self.prompts_per_request)
+        ]
+        limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+
+        async def run(index: int, chunk: list[str]) -> list[list[Sample]]:
+            seed = None if params.seed is None else derive_seed(params.seed, index)
+            async with limit:
+                return await self._complete(chunk, n, params.model_copy(update={"seed": seed}))
+
+        results = await gather_failfast([run(i, chunk) for i, chunk in enumerate(chunks)])
+        return [samples for chunk_samples in results for samples in chunk_samples]
+
+    async def load_checkpoint(self, path: str) -> dict:
+        """``POST /v1/load``: the server swaps to ``path`` once it is fully loaded; returns its report."""
+        return await self._request("POST", "/v1/load", json={"path": path})
+
+    async def models(self) -> dict:
+        """``GET /v1/models``: the served checkpoint, its version and the load count."""
+        return await self._request("GET", "/v1/models")
+
+    # ------------------------------------------------------------------------------------------------
+
+    async def _discover(self) -> None:
+        """Learn the served model name (vLLM requires it in each request) and whether the server is a
+        raftflow generator (which reports per-sample token counts; others are asked for logprobs)."""
+        if self._raftflow_server is not None:
+            return
+        cards = (await self.models()).get("data") or [{}]
+        self._model = self._model or cards[0].get("id")
+        self._raftflow_server = cards[0].get("owned_by") == "raftflow"
+
+    async def _complete(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        body: dict[str, Any] = {
+            "model": self._model,
+            "prompt": prompts,
+            "n": n,
+            **params.model_dump(exclude_none=True),
+        }
+        if not self._raftflow_server:
+            body["logprobs"] = 0  # so each choice lists its tokens: the only per-sample count vLLM gives
+        payload = await self._request("POST", "/v1/completions", json=body)
+        choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
+        if len(choices) != len(prompts) * n:
+            raise RuntimeError(
+                f"{COMPONENT} at {self.base_url} returned {len(choices)} choices for {len(prompts)} prompts "
+                f"x n={n}: not an OpenAI-compatible completions server?"
+            )
+        samples = [
+            Sample(
+                text=choice["text"],
+                finish_reason=choice.get("finish_reason") or "length",
+                completion_tokens=_completion_tokens(choice),
+            )
+            for choice in choices
+        ]
+        return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    async def _request(self, method: str, path: str, json: dict | None = None) -> dict:
+        async def once() -> dict:
+            response = await self._http.request(method, path, json=json)
+            if 400 <= response.status_code < 500:
+                raise ComponentRejected(COMPONENT, response.status_code, _detail(response))
+            response.raise_for_status()
+            return response.json()
+
+        return await with_retries(
+            once,
+            component=COMPONENT,
+            url=self.base_url + path,
+            retry_seconds=self.retry_seconds,
+            transient=_transient_http,
+        )
+
+
+def _completion_tokens(choice: dict) -> int:
+    if "completion_tokens" in choice:
+        return int(choice["completion_tokens"])
+    return len((choice.get("logprobs") or {}).get("tokens") or [])
+
+
+def _detail(response: httpx.Response) -> object:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return body.get("detail", body) if isinstance(body, dict) else body

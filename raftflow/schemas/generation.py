@@ -1,0 +1,368 @@
+"""Wire formats of the generator: the OpenAI/vLLM completions API, the TGI subset, model management,
+and the sampling semantics that servers and clients must agree on.
+
+The small functions at the top (:func:`derive_seed`, :func:`draw_max_tokens`, :func:`cut_at_stop`)
+live here rather than in a service because they *are* part of the contract: the orchestrator's
+clients and the generator service derive chunk seeds, draw response lengths and cut stop strings the
+same way, so a seeded run is reproducible whichever backend served it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+MAX_SEED = 2**63 - 1
+"""Seeds are unsigned 63-bit: they fit torch, numpy, TGI's u64 and every JSON parser's int64."""
+
+MAX_STOP_SEQUENCES = 16
+MAX_STOP_LENGTH = 256
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
+StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
+PromptText = Annotated[str, Field(min_length=1)]
+
+
+def derive_seed(seed: int, *path: int) -> int:
+    """A seed for a sub-part (a chunk, a batch, a sample) of a seeded request.
+
+    Hashing keeps sibling seeds unrelated (``seed + i`` would make request 1's chunk 0 equal request 0's
+    chunk 1) and is stable across processes and Python versions, unlike ``hash()``.
+    """
+    digest = hashlib.blake2b(repr((seed, *path)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def draw_max_tokens(min_tokens: int | None, max_tokens: int, seed: int) -> int:
+    """The new-token limit of one generate batch: uniform in ``[min_tokens, max_tokens]`` when
+    ``min_tokens`` is set, as LMFlow-RAFT draws it once per batch (varied lengths keep the reward model
+    from learning a length preference from a fixed cut-off); ``max_tokens`` otherwise."""
+    if min_tokens is None or min_tokens >= max_tokens:
+        return max_tokens
+    return random.Random(seed).randint(min_tokens, max_tokens)
+
+
+def cut_at_stop(text: str, stops: Sequence[str] | None) -> tuple[str, str | None]:
+    """``(text before the earliest stop string, that stop string)``, or ``(text, None)``.
+
+    Stop matching works on tokens, so the last token may run past the stop string; cutting the decoded
+    text at its first occurrence gives the same result whatever the tokenizer (OpenAI semantics: the
+    stop string itself is not returned).
+    """
+    best: tuple[int, str] | None = None
+    for stop in stops or ():
+        at = text.find(stop)
+        if at >= 0 and (best is None or at < best[0]):
+            best = (at, stop)
+    if best is None:
+        return text, None
+    return text[: best[0]], best[1]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Shared by clients and servers
+
+
+class SamplingParams(BaseModel):
+    """How to sample; the same fields as OpenAI/vLLM completions plus ``min_tokens``.
+
+    Defaults follow vLLM (``max_tokens`` 16, temperature 1, no top-p/top-k cut), not a model's own
+    ``generation_config``: a sampler that silently inherits ``top_k=50`` from a checkpoint would not
+    sample from the policy RAFT is estimating.
+    """
+
+    max_tokens: int = Field(default=16, ge=1, strict=True, description="Upper bound on new tokens.")
+    min_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        strict=True,
+        description="raftflow extension: when set, the new-token limit of each generate batch is drawn "
+        "uniformly in [min_tokens, max_tokens] (LMFlow-RAFT). NOT vLLM's min_tokens (a minimum before EOS).",
+    )
+    temperature: float = Field(default=1.0, ge=0.0, le=100.0, description="0 means greedy decoding.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=-1, ge=-1, strict=True, description="-1 or 0 disables top-k.")
+    seed: Seed | None = Field(default=None, description="Same seed, same request: same samples.")
+    stop: list[StopString] | None = Field(default=None, max_length=MAX_STOP_SEQUENCES)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_as_list(cls, value: object) -> object:
+        # OpenAI accepts one string or a list; normalise so consumers only ever see a list.
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> SamplingParams:
+        if self.min_tokens is not None and self.min_tokens > self.max_tokens:
+            raise ValueError(f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens})")
+        return self
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+class Sample(BaseModel):
+    """One response, as the orchestrator consumes it (backend-independent)."""
+
+    text: str
+    finish_reason: str = Field(description='"stop" (EOS or a stop string) or "length".')
+    completion_tokens: int
+
+
+# ----------------------------------------------------------------------------------------------------
+# POST /v1/completions (OpenAI / vLLM)
+
+_UNSUPPORTED = "is not supported by the raftflow generator"
+
+
+class CompletionRequest(SamplingParams):
+    """OpenAI ``/v1/completions`` body. Unknown fields are ignored (as vLLM and OpenAI do); known
+    options we cannot honour are rejected when set to anything but their default, never ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = Field(
+        default=None, description="Accepted for compatibility; the loaded model serves."
+    )
+    prompt: PromptText | list[PromptText] = Field(min_length=1, description="One prompt or a list.")
+    n: int = Field(default=1, ge=1, strict=True, description="Samples per prompt.")
+    stream: bool = False
+    echo: bool = False
+    logprobs: int | None = None
+    best_of: int | None = None
+    suffix: str | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+
+    @field_validator("stream", "echo")
+    @classmethod
+    def _false_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value:
+            raise ValueError(f"{info.field_name}=true {_UNSUPPORTED}")
+        return value
+
+    @field_validator("logprobs", "suffix", "logit_bias")
+    @classmethod
+    def _unset_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            raise ValueError(f"{info.field_name} {_UNSUPPORTED}")
+        return value
+
+    @field_validator("presence_penalty", "frequency_penalty")
+    @classmethod
+    def _zero_only(cls, value: float, info: ValidationInfo) -> float:
+        if value != 0.0:
+            raise ValueError(f"{info.field_name} other than 0 {_UNSUPPORTED}")
+        return value
+
+    @model_validator(mode="after")
+    def _best_of_is_n(self) -> CompletionRequest:
+        if self.best_of is not None and self.best_of != self.n:
+            raise ValueError(f"best_of other than n {_UNSUPPORTED}; sample n and rank them yourself")
+        return self
+
+    @property
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+class CompletionChoice(BaseModel):
+    index: int = Field(description="prompt_index * n + sample_index.")
+    text: str
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+    prompt_index: int = Field(description="raftflow extension: which prompt this sample answers.")
+    completion_tokens: int = Field(description="raftflow extension: new tokens in this sample.")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = Field(description="Prompt tokens, counted once per prompt (not once per sample).")
+    completion_tokens: int
+    total_tokens: int
+
+
+class CompletionResponse(BaseModel):
+    id: str
+    object: Literal["text_completion"] = "text_completion"
+    created: int
+    model: str = Field(description="The checkpoint that produced these samples, with its version.")
+    system_fingerprint: str = Field(description="The checkpoint's version (OpenAI's meaning: backend state).")
+    choices: list[CompletionChoice]
+    usage: Usage
+
+
+# ----------------------------------------------------------------------------------------------------
+# Model management: GET /v1/models, POST /v1/load
+
+
+class ModelCard(BaseModel):
+    """An OpenAI model object, plus what a RAFT loop needs to know about the weights behind it."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "raftflow"
+    root: str = Field(description="The checkpoint path or hub id.")
+    version: str = Field(description="raftflow.modeling.checkpoint_version of the checkpoint.")
+    load_count: int = Field(description="Checkpoints loaded since start, the initial one included.")
+    max_model_len: int | None = Field(default=None, description="Context length (prompt + new tokens).")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+    checkpoint: str
+    version: str
+    load_count: int
+
+
+class LoadRequest(BaseModel):
+    path: str = Field(min_length=1, max_length=4096, description="Local checkpoint directory or hub id.")
+
+
+class LoadResponse(BaseModel):
+    model: str
+    checkpoint: str
+    version: str
+    load_count: int
+    load_seconds: float
+    previous_checkpoint: str
+    previous_version: str
+
+
+# ----------------------------------------------------------------------------------------------------
+# TGI: POST / and POST /generate, GET /info
+
+
+class TGIParameters(BaseModel):
+    """TGI ``parameters``, with TGI's own limits. Fields the ``text-generation`` client always sends
+    are accepted at their defaults; asking for one we cannot honour is a 422, never silently ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    do_sample: bool = False
+    max_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        strict=True,
+        description="Unset: TGI's default of 100, capped by the server limit.",
+    )
+    repetition_penalty: float | None = Field(default=None, gt=0.0)
+    frequency_penalty: float | None = None
+    return_full_text: bool = False
+    stop: list[StopString] = Field(default_factory=list, max_length=MAX_STOP_SEQUENCES)
+    seed: Seed | None = None
+    temperature: float | None = Field(default=None, gt=0.0, le=100.0)
+    top_k: int | None = Field(default=None, gt=0, strict=True)
+    top_p: float | None = Field(default=None, gt=0.0, lt=1.0)
+    truncate: int | None = Field(default=None, ge=1, strict=True)
+    typical_p: float | None = Field(default=None, gt=0.0, lt=1.0)
+    best_of: int | None = Field(default=None, ge=1, strict=True)
+    watermark: bool = False
+    details: bool = False
+    decoder_input_details: bool = False
+    top_n_tokens: int | None = None
+    grammar: dict | None = None
+    adapter_id: str | None = None
+
+    @field_validator("watermark", "decoder_input_details")
+    @classmethod
+    def _false_only(cls, value: bool, info: ValidationInfo) -> bool:
+        if value:
+            raise ValueError(f"{info.field_name}=true {_UNSUPPORTED}")
+        return value
+
+    @field_validator("frequency_penalty", "top_n_tokens", "grammar", "adapter_id")
+    @classmethod
+    def _unset_only(cls, value: object, info: ValidationInfo) -> object:
+        if value is not None:
+            raise ValueError(f"{info.field_name} {_UNSUPPORTED}")
+        return value
+
+    @model_validator(mode="after")
+    def _best_of_needs_sampling(self) -> TGIParameters:
+        if (self.best_of or 1) > 1 and not self.sampling:
+            raise ValueError("best_of > 1 needs sampling (do_sample, temperature, top_k, top_p or typical_p)")
+        return self
+
+    @property
+    def sampling(self) -> bool:
+        """TGI samples when asked to, or when any warper is set (its NextTokenChooser rule)."""
+        return self.do_sample or any(
+            value is not None for value in (self.temperature, self.top_k, self.top_p, self.typical_p)
+        )
+
+
+class TGIRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    inputs: PromptText
+    parameters: TGIParameters = Field(default_factory=TGIParameters)
+    stream: bool = False
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(f"stream=true {_UNSUPPORTED}; call generate(), not generate_stream()")
+        return value
+
+
+TGIFinishReason = Literal["length", "eos_token", "stop_sequence"]
+
+
+class TGIToken(BaseModel):
+    id: int
+    text: str
+    logprob: float | None = Field(description="Log-probability under the sampling distribution.")
+    special: bool
+
+
+class TGIBestOfSequence(BaseModel):
+    generated_text: str
+    finish_reason: TGIFinishReason
+    generated_tokens: int
+    seed: int | None = None
+    prefill: list[TGIToken] = Field(default_factory=list)
+    tokens: list[TGIToken]
+
+
+class TGIDetails(BaseModel):
+    finish_reason: TGIFinishReason
+    generated_tokens: int
+    seed: int | None = None
+    prefill: list[TGIToken] = Field(default_factory=list)
+    tokens: list[TGIToken]
+    best_of_sequences: list[TGIBestOfSequence] | None = None
+
+
+class TGIResponse(BaseModel):
+    generated_text: str
+    details: TGIDetails | None = None
+
+
+class TGIInfo(BaseModel):
+    """``GET /info`` in TGI's shape (the fields its clients and dashboards read)."""
+
+    model_id: str
+    model_sha: str | None
+    model_dtype: str
+    model_device_type: str
+    model_pipeline_tag: str = "text-generation"
+    max_concurrent_requests: int
+    max_best_of: int
+    max_stop_sequences: int = MAX_STOP_SEQUENCES
+    max_input_tokens: int | None
+    max_total_tokens: int | None
+    max_client_batch_size: int
+    router: str = "raftflow-generator"
+    version: str
+    backend: str
+    load_count: int

@@ -1,0 +1,80 @@
+"""The generator's FastAPI app factory: wires settings, engine, routes, auth, metrics and errors.
+
+``uvicorn services.generator.app:create_app --factory`` works too (settings then come from the
+environment only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, Response
+
+from raftflow.modeling import set_torch_threads
+from raftflow.server import BodySizeLimit, bearer_auth, metrics_endpoint
+from services.generator.engine import Engine
+from services.generator.errors import install_error_handlers
+from services.generator.metrics import GeneratorMetrics
+from services.generator.routes import completions, health, models, tgi
+from services.generator.settings import GeneratorSettings
+
+
+def build_engine(settings: GeneratorSettings, metrics: GeneratorMetrics) -> Engine:
+    # Imported here: the tgi backend never needs torch, and torch takes seconds to import.
+    if settings.backend == "tgi":
+        from services.generator.engine.tgi_engine import TGIEngine
+
+        return TGIEngine(settings, metrics)
+    from services.generator.engine.transformers_engine import TransformersEngine
+
+    return TransformersEngine(settings, metrics)
+
+
+def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
+    settings = settings or GeneratorSettings()
+    metrics = GeneratorMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.backend == "transformers":
+            set_torch_threads(settings.torch_threads)
+        engine = build_engine(settings, metrics)
+        await engine.start()  # the model is loaded before the port accepts requests
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPI(title="raftflow generator", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+
+    auth = [Depends(bearer_auth(settings.resolved_api_token()))]
+    for router in (health.public, models.public, tgi.public):
+        app.include_router(router)
+    for router in (completions.protected, models.protected, tgi.protected):
+        app.include_router(router, dependencies=auth)
+    app.add_route("/metrics", metrics_endpoint(metrics.registry), include_in_schema=False)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status_code = 500
+        try:
+            response = await call_next(request)
+            status_code = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            label = getattr(route, "path", "unmatched")
+            metrics.http_requests.labels(route=label, status=str(status_code)).inc()
+            metrics.request_seconds.labels(route=label).observe(time.perf_counter() - started)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outermost: before any buffering
+    return app

@@ -1,0 +1,66 @@
+"""Command line of ``python -m services.generator``: flags become settings (flags win over env)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+from pydantic import ValidationError
+
+from services.generator.settings import GeneratorSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag defaults to None, meaning "not given": only given flags override the environment."""
+    parser = argparse.ArgumentParser(
+        prog="python -m services.generator",
+        description="Batched K-sample generation over HTTP (OpenAI and TGI APIs). See docs/generator.md.",
+    )
+    parser.add_argument("--model", help="checkpoint directory or hub id [GENERATOR_MODEL]")
+    parser.add_argument("--host", help="bind address [GENERATOR_HOST, 127.0.0.1]")
+    parser.add_argument("--port", type=int, help="[GENERATOR_PORT, 8001]")
+    parser.add_argument(
+        "--backend", choices=["transformers", "tgi"], help="[GENERATOR_BACKEND, transformers]"
+    )
+    parser.add_argument("--tgi-url", help="TGI server for --backend tgi [GENERATOR_TGI_URL]")
+    parser.add_argument("--tgi-concurrency", type=int, help="[GENERATOR_TGI_CONCURRENCY, 8]")
+    parser.add_argument("--max-n", type=int, help="[GENERATOR_MAX_N, 64]")
+    parser.add_argument("--max-tokens", type=int, help="[GENERATOR_MAX_TOKENS, 1024]")
+    parser.add_argument("--max-prompts", type=int, help="[GENERATOR_MAX_PROMPTS, 256]")
+    parser.add_argument(
+        "--token-budget", type=int, help="tokens per generate call [GENERATOR_TOKEN_BUDGET, 32768]"
+    )
+    parser.add_argument(
+        "--load-root",
+        dest="load_roots",
+        action="append",
+        help="a directory POST /v1/load may load from; repeatable [GENERATOR_LOAD_ROOTS, any]",
+    )
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="[RAFTFLOW_DEVICE, auto]")
+    parser.add_argument("--torch-threads", type=int, help="[RAFTFLOW_TORCH_THREADS]")
+    parser.add_argument("--log-level", help="[RAFTFLOW_LOG_LEVEL, info]")
+    return parser
+
+
+def parse_settings(argv: list[str] | None = None) -> GeneratorSettings:
+    parser = build_parser()
+    flags = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not None}
+    try:
+        return GeneratorSettings(**flags)
+    except ValidationError as exc:
+        parser.error(str(exc))  # exits with status 2 and the reason
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = parse_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to TGI drowns the log
+    from services.generator.app import create_app
+
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+    )
+    return 0

@@ -1,0 +1,170 @@
+"""Run one planned batch through ``model.generate`` and turn its rows into samples.
+
+Runs on the engine's single generation thread only: the model and the (Rust) tokenizer are not safe
+to use from two threads at once, and the global torch RNG, seeded here right before ``generate``, is
+what makes a seeded request reproducible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from transformers import DynamicCache, GenerationConfig
+
+from raftflow.schemas.generation import cut_at_stop
+from services.generator.engine.loaded_model import LoadedModel
+from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` padded on the left, so every row's new tokens start at the same
+    column right after its own prompt."""
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return ids, mask
+
+
+def generation_config(
+    loaded: LoadedModel, job: GenerationJob, rows: int, max_new_tokens: int
+) -> GenerationConfig:
+    """Every knob explicit: the checkpoint's own generation_config (Llama ships temperature 0.6, GPT-2
+    top_k 50 by default) must not change what the API caller asked for."""
+    return GenerationConfig(
+        do_sample=job.do_sample,
+        temperature=job.temperature if job.do_sample else 1.0,
+        top_p=job.top_p if job.do_sample else 1.0,
+        top_k=job.top_k if job.do_sample else None,
+        typical_p=job.typical_p if job.do_sample else 1.0,
+        repetition_penalty=job.repetition_penalty,
+        max_new_tokens=max_new_tokens,
+        num_return_sequences=rows,
+        stop_strings=job.stop or None,
+        pad_token_id=loaded.pad_token_id,
+        eos_token_id=sorted(loaded.eos_token_ids) or None,
+        output_scores=job.logprobs,
+        return_dict_in_generate=True,
+    )
+
+
+def run_batch(
+    loaded: LoadedModel,
+    prompt_ids: list[list[int]],
+    rows: int,
+    job: GenerationJob,
+    max_new_tokens: int,
+    seed: int,
+    on_generate: Callable[[int, float], None] | None = None,
+) -> list[list[GeneratedSample]]:
+    """``rows`` samples for each prompt in one generate call; ``on_generate(rows, seconds)`` reports it."""
+    input_ids, attention_mask = left_pad(prompt_ids, loaded.pad_token_id)
+    input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        cache = None
+        return_sequences = rows
+        if rows > 1 and input_ids.shape[1] > 1 and loaded.shared_prefill:
+            cache = prefill_once(loaded.model, input_ids, attention_mask, rows)
+            input_ids = input_ids.repeat_interleave(rows, dim=0)
+            attention_mask = attention_mask.repeat_interleave(rows, dim=0)
+            return_sequences = 1
+        out = loaded.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            past_key_values=cache,
+            generation_config=generation_config(loaded, job, return_sequences, max_new_tokens),
+            use_model_defaults=False,
+            tokenizer=loaded.tokenizer if job.stop else None,
+        )
+        new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
+        logprobs = None
+        if job.logprobs:
+            scores = loaded.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+            logprobs = scores.float().cpu()
+    if on_generate is not None:
+        on_generate(len(prompt_ids) * rows, time.perf_counter() - started)
+
+    samples = [
+        to_sample(
+            loaded, new_tokens[i].tolist(), None if logprobs is None else logprobs[i], job, max_new_tokens
+        )
+        for i in range(new_tokens.shape[0])
+    ]
+    # generate() returns rows prompt-major: all samples of prompt 0, then prompt 1, ...
+    return [samples[p * rows : (p + 1) * rows] for p in range(len(prompt_ids))]
+
+
+def prefill_once(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, copies: int
+) -> DynamicCache:
+    """The KV cache of every prompt token but the last, computed once per prompt and copied to its
+    ``copies`` rows; ``generate`` then starts from the last prompt token.
+
+    ``num_return_sequences`` alone would run the prompt through the model once per sample: with n=8
+    and prompts as long as the responses, that is most of the compute (vLLM shares a prompt's KV
+    blocks across its n samples for the same reason). Only the base model runs here, so no logits
+    over the vocabulary are computed for prompt positions. Position ids follow generate's own rule
+    for left padding, so the result is the same as without sharing.
+    """
+    position_ids = attention_mask.long().cumsum(-1) - 1
+    position_ids.masked_fill_(attention_mask == 0, 1)
+    cache = DynamicCache(config=model.config)
+    model.base_model(
+        input_ids=input_ids[:, :-1],
+        attention_mask=attention_mask[:, :-1],
+        position_ids=position_ids[:, :-1],
+        past_key_values=cache,
+        use_cache=True,
+    )
+    cache.batch_repeat_interleave(copies)
+    return cache
+
+
+def to_sample(
+    loaded: LoadedModel,
+    tokens: list[int],
+    logprobs: torch.Tensor | None,
+    job: GenerationJob,
+    max_new_tokens: int,
+) -> GeneratedSample:
+    count, ended_by_eos = _generated_length(tokens, loaded.eos_token_ids, loaded.pad_token_id)
+    kept = tokens[:count]
+    text, stop = cut_at_stop(loaded.tokenizer.decode(kept, skip_special_tokens=True), job.stop)
+    finish: FinishReason
+    if ended_by_eos:
+        finish = "eos_token"
+    elif stop is not None or (job.stop and count < max_new_tokens):
+        # Stopped early without EOS: a stop string matched (possibly straddling the prompt's end).
+        finish = "stop_sequence"
+    else:
+        finish = "length"
+    details = {}
+    if job.logprobs:
+        special = set(loaded.tokenizer.all_special_ids)
+        details = {
+            "token_ids": kept,
+            "token_texts": [loaded.tokenizer.decode([token]) for token in kept],
+            "token_special": [token in special for token in kept],
+            "logprobs": [float(x) for x in logprobs[:count]] if logprobs is not None else None,
+        }
+    return GeneratedSample(text=text, finish_reason=finish, completion_tokens=count, stop=stop, **details)
+
+
+def _generated_length(tokens: list[int], eos_ids: frozenset[int], pad_id: int) -> tuple[int, bool]:
+    """Tokens this row really generated, EOS included, and whether EOS ended it. After a row finishes,
+    generate() fills it with the pad token (often the EOS token itself)."""
+    for position, token in enumerate(tokens):
+        if token in eos_ids:
+            return position + 1, True
+    end = len(tokens)
+    while end > 0 and tokens[end - 1] == pad_id:
+        end -= 1
+    return end, False

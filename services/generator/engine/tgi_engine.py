@@ -1,0 +1,137 @@
+"""Sampling forwarded to a text-generation-inference server (``--backend tgi --tgi-url URL``).
+
+For a GPU box already running TGI: this service keeps the raftflow API (OpenAI completions with n and
+min_tokens, /v1/models, metrics) and fans each request out through
+:class:`raftflow.clients.tgi.TGISamplerClient`. TGI owns the weights, so hot reload is not available
+here (restart TGI with the new checkpoint), and prompt token counts are unknown (reported as 0).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import httpx
+
+from raftflow.clients.errors import ComponentRejected
+from raftflow.clients.tgi import TGISamplerClient
+from raftflow.schemas.generation import MAX_SEED, SamplingParams
+from services.generator.engine.types import (
+    BackendRejected,
+    GeneratedSample,
+    GenerationJob,
+    GenerationOutput,
+    ModelState,
+    UnsupportedOperation,
+)
+from services.generator.metrics import GeneratorMetrics
+from services.generator.settings import GeneratorSettings
+
+_HEALTH_TIMEOUT_S = 5.0
+
+
+class TGIEngine:
+    def __init__(self, settings: GeneratorSettings, metrics: GeneratorMetrics) -> None:
+        assert settings.tgi_url is not None  # GeneratorSettings enforces it for this backend
+        self._url = settings.tgi_url.rstrip("/")
+        self._settings = settings
+        self._metrics = metrics
+        self._client = TGISamplerClient(
+            self._url,
+            api_token=settings.tgi_api_token,
+            timeout=settings.tgi_timeout,
+            retry_seconds=settings.tgi_retry_seconds,
+            concurrency=settings.tgi_concurrency,
+            component="tgi",
+        )
+        headers = {"Authorization": f"Bearer {settings.tgi_api_token}"} if settings.tgi_api_token else {}
+        self._http = httpx.AsyncClient(base_url=self._url, headers=headers, timeout=_HEALTH_TIMEOUT_S)
+        self._info: dict = {}
+        self._started = time.time()
+
+    async def start(self) -> None:
+        """Read TGI's /info if it is up; a TGI still loading its model is fine (/health says 503)."""
+        await self._refresh_info()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        await self._http.aclose()
+
+    async def ready(self) -> bool:
+        try:
+            healthy = (await self._http.get("/health")).status_code == 200
+        except httpx.HTTPError:
+            return False
+        if healthy and not self._info:
+            await self._refresh_info()
+        return healthy
+
+    def state(self) -> ModelState:
+        model_id = self._info.get("model_id") or self._url
+        version = self._info.get("model_sha") or model_id
+        return ModelState(
+            name=model_id if version == model_id else f"{model_id}@{version}",
+            checkpoint=model_id,
+            version=version,
+            load_count=1,
+            loaded_at=self._started,
+            context_length=self._info.get("max_total_tokens"),
+            dtype=str(self._info.get("model_dtype", "unknown")),
+            device=str(self._info.get("model_device_type", "tgi")),
+        )
+
+    async def load(self, path: str) -> tuple[ModelState, ModelState]:
+        raise UnsupportedOperation(
+            f"the tgi backend serves whatever model the TGI server at {self._url} was started with; "
+            f"restart TGI with {path!r} instead"
+        )
+
+    async def generate(self, job: GenerationJob) -> GenerationOutput:
+        state = self.state()
+        unsupported = {
+            "repetition_penalty": job.repetition_penalty != 1.0,
+            "typical_p": job.typical_p != 1.0,
+            "truncate": job.truncate is not None,
+        }
+        if any(unsupported.values()):
+            names = ", ".join(name for name, used in unsupported.items() if used)
+            raise BackendRejected(f"{names} not forwarded by the tgi backend")
+        seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
+        params = SamplingParams(
+            max_tokens=job.max_new_tokens,
+            min_tokens=job.min_new_tokens,
+            temperature=job.temperature if job.do_sample else 0.0,
+            top_p=job.top_p,
+            top_k=job.top_k,
+            seed=seed,
+            stop=job.stop or None,
+        )
+        try:
+            groups = await self._client.sample(job.prompts, job.n, params)
+        except ComponentRejected as exc:
+            raise BackendRejected(f"TGI rejected the request: {exc.detail}") from exc
+        samples = [
+            [
+                GeneratedSample(
+                    text=sample.text,
+                    finish_reason="length" if sample.finish_reason == "length" else "eos_token",
+                    completion_tokens=sample.completion_tokens,
+                )
+                for sample in group
+            ]
+            for group in groups
+        ]
+        return GenerationOutput(
+            model=state,
+            seed=seed,
+            prompt_tokens=[0] * len(job.prompts),
+            samples=samples,
+        )
+
+    async def _refresh_info(self) -> None:
+        try:
+            response = await self._http.get("/info")
+            if response.status_code == 200:
+                self._info = response.json()
+        except httpx.HTTPError:
+            pass

@@ -1,0 +1,165 @@
+"""In-process sampling with transformers: one generation thread, batched calls, atomic hot reload.
+
+Concurrency model:
+- Everything that touches the model or tokenizer runs on ONE worker thread (a single-thread executor),
+  in submission order. Two ``generate`` calls never overlap, the global torch RNG seeded before each
+  call is not disturbed mid-call, and the event loop stays free to accept requests and serve /health.
+- Requests submit their batches one by one, so a long request and short ones interleave at batch
+  boundaries instead of the short ones waiting for the whole long request.
+- A request captures the current :class:`LoadedModel` once, at its start, and uses it for every batch.
+  ``load()`` builds the new model as one more job on the same worker (between two batches: loading may
+  draw from the global torch RNG, e.g. to initialise missing weights, which would change a running
+  seeded request's samples), then swaps the reference in one assignment: requests already running
+  finish on the old weights, later ones see the new. The old model is freed when its last request ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from raftflow.modeling import resolve_device
+from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
+from services.generator.engine.batching import plan_batches
+from services.generator.engine.decoding import run_batch
+from services.generator.engine.loaded_model import LoadedModel, load_model
+from services.generator.engine.types import (
+    ContextLengthExceeded,
+    GeneratedSample,
+    GenerationJob,
+    GenerationOutput,
+    LoadFailed,
+    ModelState,
+)
+from services.generator.metrics import GeneratorMetrics
+from services.generator.settings import GeneratorSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class TransformersEngine:
+    def __init__(self, settings: GeneratorSettings, metrics: GeneratorMetrics) -> None:
+        self._settings = settings
+        self._metrics = metrics
+        self._device = resolve_device(settings.device)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        self._load_lock = asyncio.Lock()
+        self._current: LoadedModel | None = None
+        self._load_count = 0
+
+    async def start(self) -> None:
+        assert self._settings.model is not None  # GeneratorSettings enforces it for this backend
+        loaded = await self._on_worker(self._load, self._settings.model)
+        self._install(loaded)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._worker.shutdown, wait=True)
+
+    async def ready(self) -> bool:
+        return self._current is not None
+
+    def state(self) -> ModelState:
+        return self._state_of(self._loaded())
+
+    async def load(self, path: str) -> tuple[ModelState, ModelState]:
+        async with self._load_lock:  # one load at a time, so `previous` is what this load replaced
+            previous = self.state()
+            started = time.perf_counter()
+            try:
+                loaded = await self._on_worker(self._load, path)
+            except Exception as exc:  # any failure leaves the old model in place
+                self._metrics.loads.labels(outcome="failed").inc()
+                log.warning("load of %s failed: %s", path, exc)
+                raise LoadFailed(path, exc) from exc
+            self._metrics.load_seconds.observe(time.perf_counter() - started)
+            self._install(loaded)
+            return previous, self.state()
+
+    async def generate(self, job: GenerationJob) -> GenerationOutput:
+        loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
+        state = self._state_of(loaded)
+        prompt_ids = await self._on_worker(loaded.encode, job.prompts, job.truncate)
+        self._check_context(loaded, prompt_ids, job.max_new_tokens)
+
+        seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
+        # Greedy rows of one prompt are identical: generate one, copy it n times.
+        rows = job.n if job.do_sample else 1
+        plan = plan_batches(
+            [len(ids) for ids in prompt_ids], rows, job.max_new_tokens, self._settings.token_budget
+        )
+        samples: list[list[GeneratedSample | None]] = [[None] * rows for _ in job.prompts]
+        for number, batch in enumerate(plan):
+            batch_seed = derive_seed(seed, number)
+            max_new = draw_max_tokens(job.min_new_tokens, job.max_new_tokens, batch_seed)
+            groups = await self._on_worker(
+                run_batch,
+                loaded,
+                [prompt_ids[i] for i in batch.prompts],
+                batch.rows,
+                job,
+                max_new,
+                batch_seed,
+                self._metrics.observe_batch,
+            )
+            for prompt_index, group in zip(batch.prompts, groups, strict=True):
+                samples[prompt_index][batch.first_row : batch.first_row + batch.rows] = group
+        filled = [[s for s in group if s is not None] for group in samples]
+        if any(len(group) != rows for group in filled):
+            raise RuntimeError(f"batch plan {plan} left samples unfilled")  # a planner bug, not bad input
+        if not job.do_sample:
+            filled = [group * job.n for group in filled]
+        return GenerationOutput(
+            model=state, seed=seed, prompt_tokens=[len(ids) for ids in prompt_ids], samples=filled
+        )
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _load(self, path: str) -> LoadedModel:
+        return load_model(
+            path,
+            self._device,
+            trust_remote_code=self._settings.trust_remote_code,
+            shared_prefill=self._settings.shared_prefill,
+        )
+
+    def _install(self, loaded: LoadedModel) -> None:
+        self._current = loaded  # a single reference assignment: atomic for every reader
+        self._load_count += 1
+        self._metrics.loads.labels(outcome="loaded").inc()
+        log.info(
+            "serving %s (load %d, %s on %s)", loaded.name, self._load_count, loaded.dtype_name, loaded.device
+        )
+
+    def _loaded(self) -> LoadedModel:
+        if self._current is None:
+            raise RuntimeError("no model loaded yet")
+        return self._current
+
+    def _state_of(self, loaded: LoadedModel) -> ModelState:
+        return ModelState(
+            name=loaded.name,
+            checkpoint=loaded.checkpoint,
+            version=loaded.version,
+            load_count=self._load_count,
+            loaded_at=loaded.loaded_at,
+            context_length=loaded.context_length,
+            dtype=loaded.dtype_name,
+            device=loaded.device.type,
+        )
+
+    @staticmethod
+    def _check_context(loaded: LoadedModel, prompt_ids: list[list[int]], max_new_tokens: int) -> None:
+        if loaded.context_length is None:
+            return
+        for index, ids in enumerate(prompt_ids):
+            if len(ids) + max_new_tokens > loaded.context_length:
+                raise ContextLengthExceeded(index, len(ids), max_new_tokens, loaded.context_length)
+
+    async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)

@@ -1,0 +1,116 @@
+"""What routes hand to an engine and get back, independent of the API dialect (OpenAI or TGI).
+
+These are internal values, not API bodies, so they are frozen dataclasses: the routes translate them
+from and to the pydantic schemas in raftflow.schemas.generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+FinishReason = Literal["eos_token", "stop_sequence", "length"]
+"""TGI's three reasons; the OpenAI routes fold the first two into "stop"."""
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    prompts: list[str]
+    n: int
+    max_new_tokens: int
+    min_new_tokens: int | None = None
+    do_sample: bool = True
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    typical_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: list[str] = field(default_factory=list)
+    truncate: int | None = None
+    """Keep only the last ``truncate`` prompt tokens (TGI's option)."""
+    logprobs: bool = False
+    """Also return per-token log-probabilities and texts (TGI details, best_of ranking)."""
+
+
+@dataclass(frozen=True)
+class GeneratedSample:
+    text: str
+    """The new text, cut before the stop string when one matched."""
+    finish_reason: FinishReason
+    completion_tokens: int
+    stop: str | None = None
+    """The stop string that ended it (TGI returns it as part of the text; OpenAI does not)."""
+    token_ids: list[int] = field(default_factory=list)
+    token_texts: list[str] = field(default_factory=list)
+    token_special: list[bool] = field(default_factory=list)
+    logprobs: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """The checkpoint currently served, as /v1/models and /info report it."""
+
+    name: str
+    checkpoint: str
+    version: str
+    load_count: int
+    loaded_at: float
+    context_length: int | None
+    dtype: str
+    device: str
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    model: ModelState
+    """The checkpoint that produced these samples (not necessarily the current one after a reload)."""
+    seed: int
+    prompt_tokens: list[int]
+    samples: list[list[GeneratedSample]]
+    """``samples[prompt_index][sample_index]``."""
+
+
+class Engine(Protocol):
+    """Both backends; routes see nothing else."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ready(self) -> bool: ...
+
+    def state(self) -> ModelState: ...
+
+    async def generate(self, job: GenerationJob) -> GenerationOutput: ...
+
+    async def load(self, path: str) -> tuple[ModelState, ModelState]:
+        """Load ``path`` and swap it in; returns ``(previous, current)``."""
+        ...
+
+
+class ContextLengthExceeded(ValueError):
+    def __init__(self, prompt_index: int, prompt_tokens: int, max_new_tokens: int, context_length: int):
+        self.prompt_index = prompt_index
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.context_length = context_length
+        super().__init__(
+            f"prompt {prompt_index} has {prompt_tokens} tokens; with {max_new_tokens} new tokens that "
+            f"exceeds the model's context length of {context_length}"
+        )
+
+
+class LoadFailed(RuntimeError):
+    def __init__(self, path: str, cause: BaseException):
+        self.path = path
+        self.cause = cause
+        super().__init__(f"cannot load checkpoint {path!r}: {cause.__class__.__name__}: {cause}")
+
+
+class UnsupportedOperation(RuntimeError):
+    """The backend cannot do this at all (e.g. hot reload behind TGI)."""
+
+
+class BackendRejected(ValueError):
+    """The remote backend refused the request as invalid (its 4xx)."""

@@ -1,0 +1,63 @@
+"""Run a generation job for a route and turn engine failures into HTTP answers.
+
+Shared by the OpenAI and TGI routes, which differ only in the name of their prompt field.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, status
+
+from raftflow.clients.errors import ComponentUnavailable
+from raftflow.server import limit_error
+from services.generator.engine import (
+    BackendRejected,
+    ContextLengthExceeded,
+    Engine,
+    GenerationJob,
+    GenerationOutput,
+)
+from services.generator.metrics import GeneratorMetrics
+
+
+async def run_job(
+    engine: Engine, metrics: GeneratorMetrics, job: GenerationJob, prompt_field: str, indexed: bool
+) -> GenerationOutput:
+    """``prompt_field``: the request's name for the prompt; ``indexed``: whether it is a list, so a
+    too-long prompt is reported as ``prompt.3`` rather than ``prompt``."""
+    metrics.in_progress.inc()
+    try:
+        output = await engine.generate(job)
+    except ContextLengthExceeded as exc:
+        field = f"{prompt_field}.{exc.prompt_index}" if indexed else prompt_field
+        raise limit_error(
+            field,
+            str(exc),
+            prompt_tokens=exc.prompt_tokens,
+            max_new_tokens=exc.max_new_tokens,
+            context_length=exc.context_length,
+        ) from exc
+    except BackendRejected as exc:
+        raise limit_error(prompt_field, str(exc)) from exc
+    except ComponentUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
+    finally:
+        metrics.in_progress.dec()
+    samples = [sample for group in output.samples for sample in group]
+    metrics.observe_output(
+        prompt_tokens=sum(output.prompt_tokens),
+        samples=len(samples),
+        completion_tokens=sum(sample.completion_tokens for sample in samples),
+    )
+    return output
+
+
+def check_limit(field: str, value: int, limit: int, setting: str) -> None:
+    """Reject a value above a configured maximum with a 422 naming the field, the limit and the
+    setting that raises it (static limits are pydantic Field constraints instead)."""
+    if value > limit:
+        raise limit_error(
+            field,
+            f"{field}={value} exceeds this server's limit of {limit} (setting {setting})",
+            value,
+            le=limit,
+        )
