@@ -1,0 +1,59 @@
+"""What every reward source offers the scoring core: prepare items (tokenize, truncate) on the event
+loop's side, score prepared batches in the scoring thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from raftflow.formatting import Span
+from raftflow.schemas.reward import RewardItem
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One item ready for the batcher. ``length`` is the sort key that groups similar lengths into a
+    batch (tokens for a model, characters for a function)."""
+
+    item: RewardItem
+    length: int
+    truncated: bool = False
+    features: dict[str, list[int]] = field(default_factory=dict)
+
+
+class ItemRejected(ValueError):
+    """An item this source cannot score (e.g. a text that encodes to no tokens): the request's fault,
+    reported as a 422 naming the item."""
+
+    def __init__(self, index: int, message: str):
+        self.index = index
+        super().__init__(message)
+
+
+class RewardSourceError(RuntimeError):
+    """The model or function failed, or returned something that is not one finite float per item: the
+    service's fault (a 500); the service itself keeps running."""
+
+
+class RewardSource(Protocol):
+    kind: Literal["model", "function"]
+    name: str
+    version: str
+    tokenizer: PreTrainedTokenizerBase | None
+    max_length: int | None
+    device: str | None
+    dtype: str | None
+
+    def prepare(
+        self, items: list[RewardItem], prompt_spans: list[Span | None], template: bool
+    ) -> list[Prepared]:
+        """Encode items. ``template``: the texts were rendered by a chat template (which writes its own
+        special tokens). Raises :class:`ItemRejected` for an item that cannot be scored."""
+        ...
+
+    def score(self, batch: list[Prepared]) -> list[float]:
+        """Blocking; runs in the scoring thread. One float per item, same order."""
+        ...
