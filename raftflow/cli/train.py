@@ -1,0 +1,196 @@
+"""``raftflow train sft|reward-model``: validate the data, then queue the job and follow it with a
+progress bar, or run it in this process with ``--local``.
+
+Data problems (unreadable file, missing fields, empty dataset) fail here with exit code 2 before
+anything is queued or written. The trainer modules are imported only when a command runs, so other
+``raftflow`` commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from pydantic import ValidationError
+
+from raftflow.data import DataError
+from raftflow.schemas.jobs import LoraOptions, RewardModelJob, SFTJob, TrainingConfig, TrainingJob
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+@dataclass(frozen=True)
+class Flag:
+    flag: str
+    field: str
+    type: type
+    choices: tuple[str, ...] | None = None
+
+
+TRAINING_FLAGS = (
+    Flag("--epochs", "epochs", float),
+    Flag("--lr", "learning_rate", float),
+    Flag("--batch-size", "per_device_batch_size", int),
+    Flag("--grad-accum", "gradient_accumulation_steps", int),
+    Flag("--max-length", "max_length", int),
+    Flag("--seed", "seed", int),
+    Flag("--max-steps", "max_steps", int),
+    Flag("--warmup-ratio", "warmup_ratio", float),
+    Flag(
+        "--lr-scheduler", "lr_scheduler_type", str, ("linear", "cosine", "constant", "constant_with_warmup")
+    ),
+    Flag("--weight-decay", "weight_decay", float),
+    Flag("--logging-steps", "logging_steps", int),
+)
+SFT_FLAGS = (Flag("--loss-on", "loss_on", str, ("response", "all")),)
+LORA_FLAGS = (
+    Flag("--lora-r", "r", int),
+    Flag("--lora-alpha", "alpha", int),
+    Flag("--lora-dropout", "dropout", float),
+)
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser("train", help="train a policy (SFT / RAFT step) or a reward model")
+    sub = train.add_subparsers(dest="train_command", required=True)
+    for name, spec in (("sft", SFTJob), ("reward-model", RewardModelJob)):
+        parser = sub.add_parser(name, help=(spec.__doc__ or "").split("\n")[0], description=spec.__doc__)
+        _add_arguments(parser, spec)
+        parser.set_defaults(handler=partial(_train, spec))
+
+
+def _add_arguments(parser: argparse.ArgumentParser, spec: type[TrainingJob]) -> None:
+    parser.add_argument("--model", required=True, help="starting checkpoint: a directory or a hub id")
+    parser.add_argument("--data", required=True, help="training data (see docs/data.md)")
+    parser.add_argument("--out", required=True, help="parent directory; the checkpoint lands in OUT/JOB_ID")
+    parser.add_argument("--job-id", help="names the job and its output (default: kind-time-random)")
+    parser.add_argument("--local", action="store_true", help="train in this process, without the queue")
+    parser.add_argument("--redis-url", help="broker for queued jobs (default: $REDIS_URL)")
+    parser.add_argument(
+        "--retry-seconds", type=float, default=60.0, help="give up when Redis stays unreachable this long"
+    )
+    hyper = parser.add_argument_group("training (defaults: docs/trainer.md)")
+    flags = TRAINING_FLAGS + (SFT_FLAGS if spec is SFTJob else ())
+    for flag in flags:
+        _add_flag(hyper, flag, TrainingConfig)
+    if spec is RewardModelJob:
+        hyper.add_argument(
+            "--eval-fraction", type=float, help=RewardModelJob.model_fields["eval_fraction"].description
+        )
+    lora = parser.add_argument_group("LoRA (on when --lora-r is given)")
+    for flag in LORA_FLAGS:
+        _add_flag(lora, flag, LoraOptions)
+    lora.add_argument("--lora-target-modules", help="comma-separated module names (default: peft's choice)")
+    lora.add_argument("--lora-no-merge", action="store_true", help="save the adapter instead of merging it")
+
+
+def _add_flag(group: argparse._ArgumentGroup, flag: Flag, model: type[Any]) -> None:
+    info = model.model_fields[flag.field]
+    group.add_argument(
+        flag.flag,
+        dest=flag.field if model is TrainingConfig else f"lora_{flag.field}",
+        type=flag.type,
+        choices=flag.choices,
+        metavar=None if flag.choices else flag.flag.removeprefix("--").upper().replace("-", "_"),
+        help=f"{info.description} (default: {info.default})",
+    )
+
+
+def build_job(spec: type[TrainingJob], args: argparse.Namespace) -> TrainingJob:
+    """The job the flags describe; only flags the user gave override the spec's defaults."""
+    training: dict[str, Any] = {
+        f.field: getattr(args, f.field)
+        for f in TRAINING_FLAGS + SFT_FLAGS
+        if getattr(args, f.field, None) is not None
+    }
+    if args.lora_r is not None:
+        lora: dict[str, Any] = {
+            f.field: getattr(args, f"lora_{f.field}")
+            for f in LORA_FLAGS
+            if getattr(args, f"lora_{f.field}") is not None
+        }
+        if args.lora_target_modules:
+            lora["target_modules"] = [m.strip() for m in args.lora_target_modules.split(",") if m.strip()]
+        lora["merge"] = not args.lora_no_merge
+        training["lora"] = lora
+    fields: dict[str, Any] = {
+        "job_id": args.job_id
+        or f"{spec.kind.replace('_', '-')}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        "model": args.model,
+        "data": args.data,
+        "output_dir": args.out,
+        "training": training,
+    }
+    if spec is RewardModelJob and args.eval_fraction is not None:
+        fields["eval_fraction"] = args.eval_fraction
+    return spec.model_validate(fields)
+
+
+def _train(spec: type[TrainingJob], args: argparse.Namespace) -> int:
+    from raftflow.clients.errors import ComponentUnavailable
+    from raftflow.clients.trainer import JobFailed
+    from services.trainer.jobs import load_job_data
+    from services.trainer.output import OutputConflict
+
+    try:
+        job = build_job(spec, args)
+        records = load_job_data(job)
+    except (ValidationError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{job.kind} job {job.job_id}: {len(records)} records from {job.data}", file=sys.stderr)
+    try:
+        result = _run_local(job) if args.local else _run_queued(job, args.redis_url, args.retry_seconds)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (JobFailed, ComponentUnavailable, OutputConflict) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        if not args.local:
+            print(f"\nstopped following; job {job.job_id} goes on in the worker", file=sys.stderr)
+        return 130
+    print(json.dumps(result.model_dump(mode="json"), indent=1))
+    return 0
+
+
+def _run_local(job: TrainingJob) -> Any:
+    """Inline: the Trainer's own tqdm bar shows progress. Its log lines go to stdout, which is kept
+    for the result JSON alone, so they are sent to stderr with the bar."""
+    from services.trainer.jobs import run_job
+
+    with contextlib.redirect_stdout(sys.stderr):
+        return run_job(job)
+
+
+def _run_queued(job: TrainingJob, redis_url: str | None, retry_seconds: float) -> Any:
+    from tqdm import tqdm
+
+    from raftflow.clients.trainer import TrainerClient
+    from raftflow.schemas.jobs import JobProgress
+    from services.trainer.settings import TrainerSettings
+
+    url = redis_url or TrainerSettings().redis_url
+    with (
+        TrainerClient(url, retry_seconds) as client,
+        tqdm(total=0, unit="step", desc=job.job_id, file=sys.stderr) as bar,
+    ):
+        client.submit(job)  # type: ignore[arg-type]
+
+        def show(progress: JobProgress) -> None:
+            if progress.total_steps and bar.total != progress.total_steps:
+                bar.total = progress.total_steps
+            bar.n = progress.step
+            bar.set_postfix(state=progress.state, loss=progress.loss, refresh=False)
+            bar.refresh()
+
+        return client.wait(job.job_id, on_progress=show)

@@ -1,0 +1,38 @@
+"""``python -m services.trainer [celery worker options]``: the trainer worker with safe defaults.
+
+prefork with one child per job (``--max-tasks-per-child=1``): every job starts in a fresh process, so
+memory is returned after each and CUDA is first initialised in the child, never in a parent that
+forks. Extra arguments go to ``celery worker`` and override these defaults (the last value wins).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from raftflow.celery_config import QUEUE
+from services.trainer.app import app
+from services.trainer.settings import TrainerSettings
+
+
+def worker_argv(settings: TrainerSettings, extra: list[str]) -> list[str]:
+    return [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={settings.concurrency}",
+        f"--max-tasks-per-child={settings.max_tasks_per_child}",
+        f"--queues={QUEUE}",
+        f"--loglevel={settings.log_level.upper()}",
+        # Gossip and mingle sync state between workers for remote control; jobs need neither, and
+        # both slow start-up.
+        "--without-gossip",
+        "--without-mingle",
+        *extra,
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    app.worker_main(worker_argv(TrainerSettings(), list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    main()

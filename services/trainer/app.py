@@ -1,0 +1,27 @@
+"""The Celery app of the trainer worker (``celery -A services.trainer worker`` finds it as
+``services.trainer.app``).
+
+Importing this module must stay light: the worker's parent process imports it before forking the
+children that run jobs, and torch imported (or CUDA initialised) in the parent breaks the children.
+"""
+
+from __future__ import annotations
+
+from raftflow.celery_config import make_celery_app
+from services.trainer import preload  # noqa: F401  (connects the child warm-up signal)
+from services.trainer.settings import TrainerSettings
+
+_settings = TrainerSettings()
+
+app = make_celery_app(
+    "raftflow.trainer",
+    _settings.redis_url,
+    visibility_timeout=_settings.visibility_timeout,
+    restore_interval=_settings.restore_interval,
+)
+app.conf.update(
+    include=["services.trainer.tasks"],
+    # Let the job's tqdm bar write to the worker's stderr (its log) as a bar, rather than as one
+    # WARNING log record per refresh.
+    worker_redirect_stdouts=False,
+)

@@ -1,0 +1,79 @@
+"""Trainer configs in the manner of TRL's ``SFTConfig`` / ``RewardConfig``: a job's
+:class:`TrainingConfig` plus what the worker decides for the run (where to write, bf16 or not), and the
+one place that turns them into ``transformers.TrainingArguments``.
+
+Only the translation lives here; what the fields mean is documented once, on ``TrainingConfig``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pydantic import Field
+
+from raftflow.schemas.jobs import RewardModelJob, SFTJob, TrainingConfig
+
+if TYPE_CHECKING:  # transformers imports torch; this module is imported by the worker's parent
+    from transformers import TrainingArguments
+
+
+class RunConfig(TrainingConfig):
+    output_dir: str = Field(description="Where the Trainer may write (the job's staging dir).")
+    use_cpu: bool = Field(default=True, description="Train on the CPU even when a GPU is visible.")
+    bf16: bool = Field(default=False, description="bf16 mixed precision (weights stay fp32).")
+
+    def training_arguments(self) -> TrainingArguments:
+        """Trainer arguments for a queue job: no intermediate checkpoints (the job's output is the
+        final model, published atomically), no external loggers, token counting on for tokens/s."""
+        from transformers import TrainingArguments
+
+        return TrainingArguments(
+            output_dir=self.output_dir,
+            num_train_epochs=self.epochs,
+            max_steps=self.max_steps or -1,
+            learning_rate=self.learning_rate,
+            per_device_train_batch_size=self.per_device_batch_size,
+            per_device_eval_batch_size=self.per_device_batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            warmup_ratio=self.warmup_ratio,
+            lr_scheduler_type=self.lr_scheduler_type,
+            weight_decay=self.weight_decay,
+            max_grad_norm=self.max_grad_norm,
+            seed=self.seed,
+            logging_steps=self.logging_steps,
+            logging_first_step=True,  # the first loss is the "before" in train_loss_first
+            gradient_checkpointing=self.gradient_checkpointing,
+            use_cpu=self.use_cpu,
+            bf16=self.bf16,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            remove_unused_columns=False,  # our collators read their own columns
+            dataloader_pin_memory=not self.use_cpu,
+            include_num_input_tokens_seen="non_padding",
+            disable_tqdm=False,
+        )
+
+
+class SFTConfig(RunConfig):
+    """Config of one SFT run (``loss_on`` and ``max_length`` come from the job)."""
+
+    @classmethod
+    def from_job(cls, job: SFTJob, output_dir: str, use_cpu: bool, bf16: bool) -> SFTConfig:
+        return cls(**job.training.model_dump(), output_dir=output_dir, use_cpu=use_cpu, bf16=bf16)
+
+
+class RewardConfig(RunConfig):
+    """Config of one reward-model run: adds the held-out share for pairwise accuracy."""
+
+    eval_fraction: float = Field(default=0.1, ge=0.0, lt=1.0, description="See RewardModelJob.")
+
+    @classmethod
+    def from_job(cls, job: RewardModelJob, output_dir: str, use_cpu: bool, bf16: bool) -> RewardConfig:
+        return cls(
+            **job.training.model_dump(),
+            eval_fraction=job.eval_fraction,
+            output_dir=output_dir,
+            use_cpu=use_cpu,
+            bf16=bf16,
+        )

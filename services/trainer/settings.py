@@ -1,0 +1,66 @@
+"""Worker settings: ``TRAINER_*`` environment variables (and the shared ``RAFTFLOW_*`` and ``REDIS_URL``).
+
+Documented with their defaults in docs/trainer.md.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from raftflow.celery_config import DEFAULT_REDIS_URL, DEFAULT_RESTORE_INTERVAL, DEFAULT_VISIBILITY_TIMEOUT
+from raftflow.settings import CommonSettings
+
+
+class TrainerSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAINER_", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field(
+        default=DEFAULT_REDIS_URL,
+        validation_alias="REDIS_URL",
+        description="Broker and result backend; shared with the orchestrator, so read un-prefixed.",
+    )
+    visibility_timeout: float = Field(
+        default=DEFAULT_VISIBILITY_TIMEOUT,
+        gt=0,
+        description="Seconds before Redis redelivers an unacknowledged job. Must exceed the longest job, or "
+        "long training restarts in a loop.",
+    )
+    restore_interval: float = Field(
+        default=DEFAULT_RESTORE_INTERVAL,
+        gt=0,
+        description="Seconds between the worker's scans for jobs past the visibility timeout (those of a "
+        "worker that died).",
+    )
+    max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        description="A job delivered more often than this fails instead of training again: the previous "
+        "workers died running it (out of memory, killed), and retrying forever would loop.",
+    )
+    lock_ttl: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a job's Redis lock outlives a dead worker; a live worker renews it every "
+        "third of that. A duplicate delivery waits on the lock, then returns the finished result.",
+    )
+    progress_interval: float = Field(
+        default=1.0, ge=0, description="Minimum seconds between PROGRESS updates written to Redis."
+    )
+    concurrency: int = Field(
+        default=1,
+        ge=1,
+        description="Jobs at once per worker. Keep 1 per GPU and run one worker per GPU "
+        "(CUDA_VISIBLE_DEVICES).",
+    )
+    max_tasks_per_child: int = Field(
+        default=1,
+        ge=1,
+        description="Jobs per worker child before it is replaced; 1 gives every job a fresh process (all "
+        "memory returned, CUDA never initialised before a fork).",
+    )
+    preload: bool = Field(
+        default=True,
+        description="Import torch and transformers in each new worker child while it waits for a job "
+        "(after the fork; CUDA untouched), saving seconds per job.",
+    )

@@ -1,0 +1,90 @@
+"""The Celery tasks: validate the JSON job, count the delivery, hold the job's lock, run the job.
+
+Kept thin: the training itself is in :mod:`services.trainer.jobs`, which runs the same way without a
+queue. This module is imported by the worker's parent process, so it must not import torch.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from celery import Task
+from pydantic import ValidationError
+
+from raftflow.celery_config import (
+    LEDGER_COMPLETIONS,
+    LEDGER_DELIVERIES,
+    LEDGER_TRAININGS,
+    TASK_REWARD_MODEL,
+    TASK_SFT,
+)
+from raftflow.schemas.jobs import JobProgress, RewardModelJob, SFTJob, TrainingJob
+from services.trainer.app import app
+from services.trainer.jobs import run_job
+from services.trainer.ledger import JobLedger, job_lock
+from services.trainer.settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryLimitExceeded(RuntimeError):
+    """The job was delivered more often than allowed: each earlier worker died while running it."""
+
+
+class InvalidJob(ValueError):
+    """The message is not a valid job spec. A plain message: pydantic's own error does not survive
+    Celery's JSON exception serialization."""
+
+
+@app.task(name=TASK_SFT, bind=True)
+def sft(self: Task, job: dict[str, Any]) -> dict[str, Any]:
+    return execute(self, _validate(SFTJob, job))
+
+
+@app.task(name=TASK_REWARD_MODEL, bind=True)
+def reward_model(self: Task, job: dict[str, Any]) -> dict[str, Any]:
+    return execute(self, _validate(RewardModelJob, job))
+
+
+def _validate(spec: type[TrainingJob], payload: dict[str, Any]) -> TrainingJob:
+    try:
+        return spec.model_validate(payload)
+    except ValidationError as exc:
+        raise InvalidJob(f"invalid {spec.__name__}: {exc}") from None
+
+
+def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
+    settings = TrainerSettings()
+    client = redis.Redis.from_url(settings.redis_url)
+    ledger = JobLedger(client, job.job_id)
+    deliveries = ledger.increment(LEDGER_DELIVERIES)
+    trained = False
+
+    def on_training_start() -> None:
+        nonlocal trained
+        # Checked here, not on arrival: a finished job is returned however often it was delivered.
+        if deliveries > settings.max_deliveries:
+            raise DeliveryLimitExceeded(
+                f"job {job.job_id} was delivered {deliveries} times (limit {settings.max_deliveries}): "
+                "the workers running it died (out of memory? killed?); not training it again"
+            )
+        trained = True
+        count = ledger.increment(LEDGER_TRAININGS)
+        log.info("job %s: training run %d (delivery %d)", job.job_id, count, deliveries)
+
+    def report(progress: JobProgress) -> None:
+        task.update_state(state="PROGRESS", meta=progress.model_dump(include=_PROGRESS_FIELDS))
+
+    try:
+        with job_lock(client, job.job_id, settings.lock_ttl):
+            result = run_job(job, report, on_training_start, settings)
+        if trained:
+            ledger.increment(LEDGER_COMPLETIONS)
+        return result.model_dump(mode="json")
+    finally:
+        client.close()
+
+
+_PROGRESS_FIELDS = {"step", "total_steps", "loss", "eta_seconds"}

@@ -1,0 +1,67 @@
+"""Model plumbing both trainers share: the context window, LoRA adapters and saving a checkpoint
+that the generator and rewarder load with plain ``from_pretrained``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from raftflow.schemas.jobs import LoraOptions
+
+
+def context_window(model: PreTrainedModel) -> int | None:
+    """Positions the model can attend over, when its config says (GPT-2: n_positions)."""
+    config = model.config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def effective_max_length(requested: int, model: PreTrainedModel) -> int:
+    """Truncate to the smaller of the job's max_length and the context window: a longer sequence
+    would index past the position embeddings."""
+    window = context_window(model)
+    return min(requested, window) if window else requested
+
+
+def apply_lora(
+    model: PreTrainedModel,
+    options: LoraOptions | None,
+    task_type: Literal["CAUSAL_LM", "SEQ_CLS"],
+    gradient_checkpointing: bool = False,
+) -> PreTrainedModel:
+    """Wrap ``model`` with trainable adapters (peft); unchanged when ``options`` is None. For SEQ_CLS
+    peft also trains the new score head in full, as it must."""
+    if options is None:
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    if gradient_checkpointing:
+        # Frozen embeddings produce no grad for checkpointed blocks to propagate from otherwise.
+        model.enable_input_require_grads()
+    config = LoraConfig(
+        task_type=task_type,
+        r=options.r,
+        lora_alpha=options.alpha,
+        lora_dropout=options.dropout,
+        target_modules=options.target_modules,
+    )
+    return get_peft_model(model, config)
+
+
+def save_checkpoint(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    lora: LoraOptions | None,
+) -> None:
+    """safetensors weights, config and tokenizer in ``out_dir``. LoRA adapters are merged unless the
+    job asked to keep them separate, so consumers need no peft."""
+    if lora is not None and lora.merge:
+        model = model.merge_and_unload()
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)

@@ -1,0 +1,54 @@
+"""Jobs run inline (``--local``, the benchmark): the same code path without a queue, LoRA included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from raftflow.cli import main
+from raftflow.modeling import load_causal_lm, load_reward_model
+from raftflow.schemas.jobs import JobResult, RewardModelJob, TrainingConfig
+from services.trainer.jobs import run_reward_model
+
+from .conftest import pairwise_accuracy, preference_pairs
+
+
+def test_local_sft_with_lora_saves_a_merged_checkpoint_once(
+    tiny_models, sft_data: Path, tmp_path: Path, capsys
+) -> None:
+    args = ["train", "sft", "--local", "--model", str(tiny_models["policy"]), "--data", str(sft_data)]
+    args += ["--out", str(tmp_path), "--job-id", "lora-sft", "--max-steps", "4", "--lr", "1e-3"]
+    args += ["--lora-r", "4", "--lora-target-modules", "c_attn", "--loss-on", "all", "--max-length", "32"]
+    assert main(args) == 0
+    result = JobResult.model_validate(json.loads(capsys.readouterr().out))
+    files = {p.name for p in Path(result.checkpoint).iterdir()}
+    assert "model.safetensors" in files and "adapter_config.json" not in files  # merged: a plain model
+    merged = load_causal_lm(result.checkpoint)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    assert result.metrics["train_steps"] == 4
+
+    # The same job again returns the stored result; no second training, the file is untouched.
+    mtime = (Path(result.checkpoint) / "model.safetensors").stat().st_mtime_ns
+    assert main(args) == 0
+    assert JobResult.model_validate(json.loads(capsys.readouterr().out)) == result
+    assert (Path(result.checkpoint) / "model.safetensors").stat().st_mtime_ns == mtime
+
+
+def test_lora_reward_model_from_a_classifier_checkpoint(
+    tiny_models, preference_data: Path, tmp_path: Path
+) -> None:
+    job = RewardModelJob(
+        job_id="lora-rm",
+        model=str(tiny_models["reward"]),
+        data=str(preference_data),
+        output_dir=str(tmp_path),
+        eval_fraction=0.0,
+        training=TrainingConfig(
+            epochs=4, learning_rate=3e-3, per_device_batch_size=8, max_length=32, lora={"r": 8}
+        ),
+    )
+    result = run_reward_model(job)
+    assert "eval_accuracy" not in result.metrics  # nothing held out
+    model = load_reward_model(result.checkpoint)  # num_labels 1 and pad id survive the merge
+    assert model.config.num_labels == 1 and model.config.pad_token_id is not None
+    assert pairwise_accuracy(result.checkpoint, preference_pairs(40, seed=7)) >= 0.8
