@@ -1,0 +1,1 @@
+"""The RAFT orchestrator: runs alignment iterations over the generator, rewarder and trainer."""

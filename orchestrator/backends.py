@@ -1,0 +1,142 @@
+"""Adapters from the service clients to the RAFT loop's protocols (see ``raft_loop.Backends``).
+
+The loop only knows "sample", "score", "train", "serve this checkpoint"; which server answers (our
+generator, vLLM, TGI; the rewarder; the Celery trainer) is decided here from settings and the run's
+overrides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+from orchestrator.raft_loop import Backends
+from orchestrator.settings import OrchestratorSettings
+from raftflow.clients.errors import ComponentUnavailable
+from raftflow.clients.generator import CompletionsClient
+from raftflow.clients.rewarder import RewarderClient
+from raftflow.clients.tgi import TGISamplerClient
+from raftflow.clients.trainer import TrainerClient
+from raftflow.modeling import checkpoint_version
+from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
+from raftflow.schemas.runs import RunRequest
+
+
+class GeneratorPolicyServer:
+    """Keeps our generator serving the run's current checkpoint (``POST /v1/load`` when it differs)."""
+
+    def __init__(self, client: CompletionsClient) -> None:
+        self.client = client
+
+    async def ensure_loaded(self, checkpoint: str) -> None:
+        served = await self.client.models()
+        # The generator reports the resolved path; the version (a hash of the weight files' stats)
+        # also catches a checkpoint rewritten in place.
+        if served.get("checkpoint") not in (checkpoint, str(Path(checkpoint).resolve())) or served.get(
+            "version"
+        ) != checkpoint_version(checkpoint):
+            await self.client.load_checkpoint(checkpoint)
+
+
+class FixedPolicyServer:
+    """A server that cannot hot-load weights (TGI, a plain vLLM): fine for the first iteration only.
+
+    RAFT needs the next iteration to sample from the newly trained checkpoint; rather than silently
+    sampling from stale weights we fail with what to do instead.
+    """
+
+    def __init__(self, initial: str, kind: str) -> None:
+        self.initial, self.kind = initial, kind
+
+    async def ensure_loaded(self, checkpoint: str) -> None:
+        if checkpoint != self.initial:
+            raise RuntimeError(
+                f"the {self.kind} server cannot load {checkpoint} without a restart; use raftflow's "
+                "generator (generator_backend='openai' at a raftflow generator URL) for multi-iteration runs"
+            )
+
+
+class RewardScorer:
+    def __init__(self, client: RewarderClient) -> None:
+        self.client = client
+
+    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        return await self.client.score(prompts, responses)
+
+
+class QueueTrainer:
+    """Submits the job to the Celery queue and follows it; a job that no worker picks up within
+    ``retry_seconds`` fails the run with a message naming the trainer."""
+
+    def __init__(self, client: TrainerClient, redis_url: str, retry_seconds: float) -> None:
+        self.client, self.redis_url, self.retry_seconds = client, redis_url, retry_seconds
+
+    async def train(self, job: SFTJob, on_progress: Callable[[JobProgress], None]) -> JobResult:
+        await asyncio.to_thread(self.client.submit, job)
+        pending_since = time.monotonic()
+
+        def watch(progress: JobProgress) -> None:
+            nonlocal pending_since
+            if progress.state != "PENDING":
+                pending_since = time.monotonic()
+            elif time.monotonic() - pending_since > self.retry_seconds:
+                raise ComponentUnavailable(
+                    "trainer",
+                    self.redis_url,
+                    self.retry_seconds,
+                    RuntimeError(f"no trainer worker picked up job {job.job_id}"),
+                )
+            on_progress(progress)
+
+        return await asyncio.to_thread(self.client.wait, job.job_id, None, 1.0, watch)
+
+
+async def open_backends(
+    settings: OrchestratorSettings, request: RunRequest, stack: AsyncExitStack
+) -> Backends:
+    """Clients for one run; ``stack`` closes them when the run ends."""
+    token = settings.resolved_api_token()
+    common = {
+        "api_token": token,
+        "timeout": settings.request_timeout,
+        "retry_seconds": settings.retry_seconds,
+    }
+    generator_url = str(request.generator_url or settings.generator_url)
+    rewarder_url = str(request.rewarder_url or settings.rewarder_url)
+
+    if request.generator_backend == "tgi":
+        sampler = await stack.enter_async_context(
+            TGISamplerClient(generator_url, concurrency=settings.tgi_concurrency, **common)
+        )
+        policy_server = FixedPolicyServer(request.policy, "TGI")
+    else:
+        sampler = await stack.enter_async_context(
+            CompletionsClient(generator_url, prompts_per_request=settings.sample_chunk_prompts, **common)
+        )
+        policy_server = GeneratorPolicyServer(sampler)
+    rewarder = await stack.enter_async_context(
+        RewarderClient(rewarder_url, items_per_request=settings.score_chunk_items, **common)
+    )
+    gold = None
+    if request.gold_rewarder_url is not None:
+        gold_client = await stack.enter_async_context(
+            RewarderClient(
+                str(request.gold_rewarder_url), items_per_request=settings.score_chunk_items, **common
+            )
+        )
+        gold = RewardScorer(gold_client)
+    trainer = QueueTrainer(
+        TrainerClient(settings.redis_url, retry_seconds=settings.retry_seconds),
+        settings.redis_url,
+        settings.retry_seconds,
+    )
+    return Backends(
+        sampler=sampler,
+        scorer=RewardScorer(rewarder),
+        trainer=trainer,
+        policy_server=policy_server,
+        gold_scorer=gold,
+    )

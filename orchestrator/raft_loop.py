@@ -1,0 +1,361 @@
+"""One RAFT alignment run, top to bottom.
+
+    for each iteration:
+        1. take the next prompts_per_iteration prompts (shuffled once by seed, wrapping around)
+        2. sample K responses per prompt from the current policy            -> samples.json
+        3. score every (prompt, response) with the reward model              -> scores.json
+        4. keep the best (local top-1 per prompt, or global top fraction),
+           dropping degenerate samples                                       -> selected.json
+        5. fine-tune the current policy on the kept pairs (a trainer job)    -> checkpoints/<job_id>/
+        6. load the new checkpoint into the generator
+        7. record metrics; the next iteration samples from the new policy
+
+Every stage writes its output atomically into ``ARTIFACTS_DIR/runs/<run_id>/iter-NNN/`` and is
+skipped when that output already exists, so an orchestrator killed at any point and started again
+continues from the last completed stage. Training is idempotent on the trainer's side (the job id
+names the checkpoint), so a restart during training waits for, or reuses, the same job instead of
+training twice. The iteration and the run's new policy are recorded in one DB transaction.
+
+The services are reached through four small protocols (:class:`Backends`), so the same loop runs
+against the HTTP services in production and in one process in ``bench/iteration.py``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from raftflow.data import load_prompts, write_text2text
+from raftflow.schemas.generation import Sample, SamplingParams
+from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
+
+from raftflow.atomic import read_json, write_json_atomic
+from raftflow.metrics import reward_table_metrics, text_metrics
+from raftflow.schemas.runs import RunRequest, StageProgress
+from raftflow.selection import Selection, select_global, select_local, valid_mask
+
+
+class Sampler(Protocol):
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]: ...
+
+
+class Scorer(Protocol):
+    async def score(self, prompts: list[str], responses: list[str]) -> list[float]: ...
+
+
+class PolicyTrainer(Protocol):
+    async def train(self, job: SFTJob, on_progress: Callable[[JobProgress], None]) -> JobResult: ...
+
+
+class PolicyServer(Protocol):
+    async def ensure_loaded(self, checkpoint: str) -> None: ...
+
+
+@dataclass
+class Backends:
+    sampler: Sampler
+    scorer: Scorer
+    trainer: PolicyTrainer
+    policy_server: PolicyServer
+    # Optional second reward, reported beside the one RAFT optimises and never used for ranking:
+    # a gold reward next to a learned proxy makes reward hacking visible (proxy up, gold flat).
+    gold_scorer: Scorer | None = None
+
+
+class RunCancelled(Exception):
+    """Raised at the next check in the loop after a user's cancel request: the run ends cancelled."""
+
+
+class RunInterrupted(Exception):
+    """Raised at the next check when the orchestrator shuts down: the run stays ``running`` in the
+    store and resumes from its last completed stage when the orchestrator starts again."""
+
+
+class Reporter(Protocol):
+    """Where the loop reports progress and results (the run store in production)."""
+
+    def stage(self, iteration: int, progress: StageProgress) -> None: ...
+
+    def iteration_started(self, iteration: int) -> None: ...
+
+    def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class RunContext:
+    run_id: str
+    request: RunRequest
+    run_dir: Path
+    reporter: Reporter
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutdown: threading.Event = field(default_factory=threading.Event)
+    sample_chunk_prompts: int = 16
+    score_chunk_items: int = 256
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise RunCancelled(self.run_id)
+        if self.shutdown.is_set():
+            raise RunInterrupted(self.run_id)
+
+    def iteration_dir(self, index: int) -> Path:
+        return self.run_dir / f"iter-{index:03d}"
+
+    def job_id(self, index: int) -> str:
+        return f"{self.run_id}-iter{index:03d}"
+
+
+async def execute_run(ctx: RunContext, backends: Backends, start_iteration: int, policy: str) -> str:
+    """Run iterations ``start_iteration .. num_iterations-1``; returns the final checkpoint."""
+    request = ctx.request
+    prompts = shuffled(load_prompts(request.prompts), request.seed)
+    eval_prompts = (
+        load_prompts(request.eval_prompts)[: request.max_eval_prompts] if request.eval_prompts else []
+    )
+    for index in range(start_iteration, request.num_iterations):
+        ctx.check_cancelled()
+        policy = await run_iteration(ctx, backends, index, policy, prompts, eval_prompts)
+    return policy
+
+
+async def run_iteration(
+    ctx: RunContext,
+    backends: Backends,
+    index: int,
+    policy: str,
+    prompts: list[str],
+    eval_prompts: list[str],
+) -> str:
+    request, out = ctx.request, ctx.iteration_dir(index)
+    ctx.reporter.iteration_started(index)
+    timings: dict[str, float] = {}
+
+    # 1. The next slice of prompts.
+    batch = prompt_slice(prompts, index, request.prompts_per_iteration)
+
+    # 2. Sample K per prompt from the run's current policy (reloaded first: after a restart, or when
+    #    another run used the generator in between, it may be serving something else).
+    with _timed(timings, "sample_s"):
+        await backends.policy_server.ensure_loaded(policy)
+        samples = await _cached(out / "samples.json", lambda: sample_stage(ctx, backends, index, batch))
+    texts = [[s["text"] for s in row] for row in samples]
+
+    # 3. Score every (prompt, response).
+    with _timed(timings, "score_s"):
+        rewards = np.array(
+            await _cached(out / "scores.json", lambda: score_stage(ctx, backends.scorer, index, batch, texts))
+        )
+        gold = None
+        if backends.gold_scorer is not None:
+            gold = np.array(
+                await _cached(
+                    out / "gold_scores.json",
+                    lambda: score_stage(ctx, backends.gold_scorer, index, batch, texts, stage="score"),
+                )
+            )
+
+    # 4. Select the best and write them as the training set.
+    ctx.check_cancelled()
+    ctx.reporter.stage(index, StageProgress(stage="select", done=0, total=1))
+    selection = select(request, rewards, texts)
+    data_path = out / "selected.json"
+    if not data_path.exists():
+        write_text2text(data_path, [(batch[i], texts[i][j]) for i, j in selection.kept])
+    if not selection.kept:
+        raise RuntimeError(f"iteration {index}: every sample was degenerate, nothing to train on")
+
+    # 5. Fine-tune the current policy on them.
+    with _timed(timings, "train_s"):
+        result = await train_stage(ctx, backends.trainer, index, policy, data_path)
+
+    # 6. Serve the new policy.
+    with _timed(timings, "load_s"):
+        ctx.reporter.stage(index, StageProgress(stage="load", done=0, total=1))
+        await backends.policy_server.ensure_loaded(result.checkpoint)
+
+    # 7. Metrics (plus the held-out reward of the NEW policy when eval prompts are given).
+    metrics = iteration_metrics(samples, rewards, gold, selection, result)
+    if eval_prompts:
+        with _timed(timings, "eval_s"):
+            metrics.update(await eval_stage(ctx, backends, index, eval_prompts))
+    metrics.update(timings)
+    write_json_atomic(out / "metrics.json", metrics)
+    ctx.reporter.iteration_finished(index, result.checkpoint, metrics)
+    return result.checkpoint
+
+
+async def sample_stage(ctx: RunContext, backends: Backends, index: int, batch: list[str]) -> list[list[dict]]:
+    request = ctx.request
+    k = request.samples_per_prompt
+    chunk = ctx.sample_chunk_prompts
+    rows: list[list[dict]] = []
+    for start in range(0, len(batch), chunk):
+        ctx.check_cancelled()
+        ctx.reporter.stage(
+            index, StageProgress(stage="sample", done=start * k, total=len(batch) * k, unit="samples")
+        )
+        params = sampling_params(request, seed=_chunk_seed(request.seed, index, start))
+        got = await backends.sampler.sample(batch[start : start + chunk], k, params)
+        rows.extend([s.model_dump() for s in row] for row in got)
+    return rows
+
+
+async def score_stage(
+    ctx: RunContext,
+    scorer: Scorer,
+    index: int,
+    batch: list[str],
+    texts: list[list[str]],
+    stage: str = "score",
+) -> list[list[float]]:
+    flat_prompts = [batch[i] for i, row in enumerate(texts) for _ in row]
+    flat_texts = [t for row in texts for t in row]
+    scores: list[float] = []
+    for start in range(0, len(flat_texts), ctx.score_chunk_items):
+        ctx.check_cancelled()
+        ctx.reporter.stage(
+            index, StageProgress(stage=stage, done=start, total=len(flat_texts), unit="samples")
+        )
+        end = start + ctx.score_chunk_items
+        scores.extend(await scorer.score(flat_prompts[start:end], flat_texts[start:end]))
+    k = len(texts[0]) if texts else 0
+    return [scores[i * k : (i + 1) * k] for i in range(len(texts))]
+
+
+def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
+    valid = valid_mask(texts)
+    if request.selection == "local":
+        return select_local(rewards, valid)
+    fraction = request.global_fraction or 1.0 / request.samples_per_prompt
+    return select_global(rewards, valid, fraction)
+
+
+async def train_stage(
+    ctx: RunContext, trainer: PolicyTrainer, index: int, policy: str, data_path: Path
+) -> JobResult:
+    training = ctx.request.training.model_copy(update={"seed": ctx.request.seed + index})
+    job = SFTJob(
+        job_id=ctx.job_id(index),
+        model=policy,
+        data=str(data_path),
+        output_dir=str(ctx.run_dir / "checkpoints"),
+        training=training,
+    )
+
+    def on_progress(progress: JobProgress) -> None:
+        ctx.check_cancelled()  # raised inside the trainer client's wait loop: stops waiting
+        ctx.reporter.stage(
+            index,
+            StageProgress(
+                stage="train",
+                done=progress.step,
+                total=progress.total_steps,
+                unit="steps",
+                detail={"loss": progress.loss, "eta_seconds": progress.eta_seconds, "state": progress.state},
+            ),
+        )
+
+    ctx.reporter.stage(index, StageProgress(stage="train", done=0, total=0, unit="steps"))
+    return await trainer.train(job, on_progress)
+
+
+async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
+    """One sample per held-out prompt from the new policy, scored by the training reward (and gold)."""
+    ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
+    params = sampling_params(ctx.request, seed=_chunk_seed(ctx.request.seed, index, -1))
+    got = await backends.sampler.sample(eval_prompts, 1, params)
+    responses = [row[0].text for row in got]
+    metrics = {"eval_reward": float(np.mean(await backends.scorer.score(eval_prompts, responses)))}
+    if backends.gold_scorer is not None:
+        metrics["gold_eval_reward"] = float(
+            np.mean(await backends.gold_scorer.score(eval_prompts, responses))
+        )
+    return metrics
+
+
+def iteration_metrics(
+    samples: list[list[dict]],
+    rewards: np.ndarray,
+    gold: np.ndarray | None,
+    selection: Selection,
+    result: JobResult,
+) -> dict[str, float]:
+    texts = [[s["text"] for s in row] for row in samples]
+    lengths = [[int(s["completion_tokens"]) for s in row] for row in samples]
+    total = rewards.size
+    kept = selection.kept
+    metrics: dict[str, float] = {
+        **reward_table_metrics(rewards),
+        **text_metrics(texts, lengths),
+        "selected_reward": float(np.mean([rewards[i, j] for i, j in kept])) if kept else float("nan"),
+        "selected_count": float(len(kept)),
+        "discard_rate": selection.discarded_samples / total if total else 0.0,
+        "dropped_prompts": float(selection.dropped_prompts),
+    }
+    if gold is not None:
+        metrics.update({f"gold_{k}": v for k, v in reward_table_metrics(gold).items()})
+        metrics["gold_selected_reward"] = (
+            float(np.mean([gold[i, j] for i, j in kept])) if kept else float("nan")
+        )
+    metrics.update({f"train_{k}": float(v) for k, v in result.metrics.items()})
+    return metrics
+
+
+def sampling_params(request: RunRequest, seed: int) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=request.max_new_tokens,
+        min_tokens=request.min_new_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        seed=seed,
+    )
+
+
+def shuffled(prompts: list[str], seed: int) -> list[str]:
+    """Shuffled once per run by seed; iterations then walk through it without replacement."""
+    if not prompts:
+        raise ValueError("the prompt dataset is empty")
+    order = list(prompts)
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def prompt_slice(prompts: list[str], index: int, size: int) -> list[str]:
+    """The ``index``-th block of ``size`` prompts, wrapping around when the dataset runs out."""
+    start = index * size
+    return [prompts[(start + offset) % len(prompts)] for offset in range(size)]
+
+
+def _chunk_seed(seed: int, index: int, chunk_start: int) -> int:
+    """A distinct, reproducible seed per (iteration, chunk): resampling after a restart gives the same
+    samples, and no two chunks share a random stream."""
+    return (seed * 1_000_003 + index * 10_007 + chunk_start + 1) % (2**31 - 1)
+
+
+async def _cached(path: Path, produce: Callable) -> list:
+    """Return the stage output stored at ``path``, or produce and store it (atomically)."""
+    if path.exists():
+        return read_json(path)
+    value = await produce()
+    write_json_atomic(path, value)
+    return value
+
+
+class _timed:
+    """Adds the block's wall time to ``timings[key]`` (a stage skipped on resume counts ~0)."""
+
+    def __init__(self, timings: dict[str, float], key: str) -> None:
+        self.timings, self.key = timings, key
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        self.timings[self.key] = self.timings.get(self.key, 0.0) + time.perf_counter() - self.start

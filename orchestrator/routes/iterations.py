@@ -1,0 +1,106 @@
+"""``/iterations``: start, inspect, list, cancel and plot RAFT runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from raftflow.data import DataError, load_prompts
+
+from orchestrator.plotting import plot_run
+from orchestrator.runner import RunManager
+from orchestrator.store import RunStore, to_view
+from raftflow.schemas.runs import RunCreated, RunRequest, RunView
+from raftflow.server import limit_error
+
+router = APIRouter(prefix="/iterations", tags=["iterations"])
+
+# owner/name: what a hub id looks like. Anything else must be an existing local directory.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _store(request: Request) -> RunStore:
+    return request.app.state.store
+
+
+def _manager(request: Request) -> RunManager:
+    return request.app.state.manager
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunCreated)
+def start_run(
+    body: RunRequest,
+    request: Request,
+    response: Response,
+    store: RunStore = Depends(_store),
+    manager: RunManager = Depends(_manager),
+) -> RunCreated:
+    """Validate the datasets up front (a typo should be a 422 now, not a failed run in an hour), then
+    queue the run."""
+    _check_policy(body.policy)
+    for field in ("prompts", "eval_prompts"):
+        path = getattr(body, field)
+        if path is None:
+            continue
+        try:
+            load_prompts(path)
+        except DataError as exc:
+            raise limit_error(field, str(exc), value=path) from exc
+    row = store.create(body)
+    manager.submit(row.id)
+    url = str(request.url_for("get_run", run_id=row.id))
+    response.headers["Location"] = url
+    return RunCreated(id=row.id, url=url, status="queued")
+
+
+@router.get("", response_model=list[RunView])
+def list_runs(
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=500),
+    offset: int = Query(default=0, ge=0),
+    store: RunStore = Depends(_store),
+) -> list[RunView]:
+    return [to_view(row, str(request.base_url)) for row in store.list(limit, offset)]
+
+
+@router.get("/{run_id}", response_model=RunView, name="get_run")
+def get_run(run_id: str, request: Request, store: RunStore = Depends(_store)) -> RunView:
+    row = store.get(run_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    return to_view(row, str(request.base_url))
+
+
+@router.post("/{run_id}/cancel", response_model=RunView)
+def cancel_run(
+    run_id: str,
+    request: Request,
+    store: RunStore = Depends(_store),
+    manager: RunManager = Depends(_manager),
+) -> RunView:
+    row = store.get(run_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    if not manager.cancel(run_id):
+        raise HTTPException(status_code=409, detail=f"run {run_id} is already {row.status}")
+    return to_view(store.get(run_id), str(request.base_url))
+
+
+@router.get("/{run_id}/metrics.png", response_class=Response)
+def run_plot(run_id: str, store: RunStore = Depends(_store)) -> Response:
+    row = store.get(run_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    metrics = [it.metrics for it in row.iterations if it.stage == "done"]
+    return Response(plot_run(run_id, metrics), media_type="image/png")
+
+
+def _check_policy(policy: str) -> None:
+    if Path(policy).is_dir() or _HUB_ID.match(policy):
+        return
+    raise limit_error(
+        "policy",
+        f"{policy!r} is neither an existing checkpoint directory nor a hub id (owner/name)",
+        value=policy,
+    )

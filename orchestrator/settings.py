@@ -1,0 +1,54 @@
+"""Orchestrator settings. Service locations and stores use the plain names the whole stack shares
+(``GENERATOR_URL``, ``REWARDER_URL``, ``REDIS_URL``, ``DATABASE_URL``, ``ARTIFACTS_DIR``); the
+orchestrator's own knobs are ``ORCHESTRATOR_*``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from raftflow.settings import CommonSettings
+
+
+class OrchestratorSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="ORCHESTRATOR_", extra="ignore", populate_by_name=True)
+
+    port: int = Field(default=8000, ge=1, le=65535, description="HTTP port.")
+    generator_url: str = Field(
+        default="http://127.0.0.1:8001", validation_alias="GENERATOR_URL", description="Generator base URL."
+    )
+    rewarder_url: str = Field(
+        default="http://127.0.0.1:8002", validation_alias="REWARDER_URL", description="Rewarder base URL."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL", description="Trainer queue broker."
+    )
+    database_url: str | None = Field(
+        default=None,
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy URL of the run store; default: SQLite file ARTIFACTS_DIR/orchestrator.db.",
+    )
+    artifacts_dir: Path = Field(
+        default=Path("artifacts"),
+        validation_alias="ARTIFACTS_DIR",
+        description="Where runs write samples, scores, selected sets and checkpoints (shared with the "
+        "trainer and generator: they must see the same paths).",
+    )
+    retry_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a dead generator, rewarder or trainer is retried before the run fails.",
+    )
+    sample_chunk_prompts: int = Field(
+        default=16, ge=1, description="Prompts per generator request (progress is reported per chunk)."
+    )
+    score_chunk_items: int = Field(default=256, ge=1, description="Items per rewarder request.")
+    tgi_concurrency: int = Field(default=8, ge=1, description="Parallel requests to a TGI server.")
+    request_timeout: float = Field(default=600.0, gt=0, description="Timeout of one HTTP call (seconds).")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.artifacts_dir / 'orchestrator.db').resolve()}"

@@ -1,0 +1,154 @@
+"""The orchestrator's API bodies: what a RAFT run is asked to do and what it reports.
+
+Defaults follow the paper and LMFlow's RAFT where they are known to work (local top-1 selection,
+top_k=0 / top_p=1.0 sampling); every field says what it means so the OpenAPI page documents itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from raftflow.schemas.jobs import TrainingConfig
+
+RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+Stage = Literal["sample", "score", "select", "train", "load", "eval", "done"]
+
+
+class RunRequest(BaseModel):
+    """Body of ``POST /iterations``: one RAFT alignment run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy: str = Field(
+        min_length=1, max_length=1024, description="Initial policy: a checkpoint directory or a hub id."
+    )
+    prompts: str = Field(
+        min_length=1,
+        max_length=1024,
+        description="Prompt dataset path (LMFlow JSON, JSONL with 'prompt', .txt, or a datasets dir).",
+    )
+    generator_url: HttpUrl | None = Field(
+        default=None, description="Overrides GENERATOR_URL for this run (any OpenAI-compatible server)."
+    )
+    generator_backend: Literal["openai", "tgi"] = Field(
+        default="openai",
+        description="'openai': /v1/completions (ours, vLLM); 'tgi': a text-generation-inference server.",
+    )
+    rewarder_url: HttpUrl | None = Field(default=None, description="Overrides REWARDER_URL for this run.")
+    gold_rewarder_url: HttpUrl | None = Field(
+        default=None,
+        description="Optional second rewarder whose scores are reported (gold_* metrics) but never used "
+        "for ranking: a gold reward beside the learned proxy makes reward hacking visible.",
+    )
+    num_iterations: int = Field(default=3, ge=1, le=1000, description="RAFT iterations to run.")
+    prompts_per_iteration: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Prompts sampled per iteration (the seed's raft_batch_size).",
+    )
+    k: int | None = Field(default=None, ge=1, le=256, description="Samples per prompt. Default 8.")
+    top_reward_percentage: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="The seed's way to set K: K = int(1 / top_reward_percentage). Give k or this, not both.",
+    )
+    selection: Literal["local", "global"] = Field(
+        default="local",
+        description="'local': best sample of each prompt (the paper's RAFT); "
+        "'global': top fraction of all samples.",
+    )
+    global_fraction: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="Share of all samples kept under 'global' selection. Default 1/K (as many as local).",
+    )
+    temperature: float = Field(default=1.0, gt=0.0, le=5.0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling; 1.0 is off (LMFlow).")
+    top_k: int = Field(default=0, ge=0, le=10_000, description="Top-k sampling; 0 is off (LMFlow).")
+    min_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="With it, each generation batch draws its max new tokens uniformly in "
+        "[min_new_tokens, max_new_tokens] (LMFlow's RAFT).",
+    )
+    max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Max new tokens per response.")
+    training: TrainingConfig = Field(
+        default_factory=TrainingConfig, description="Fine-tuning hyper-parameters passed to the trainer."
+    )
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds prompt order, sampling, training.")
+    eval_prompts: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Held-out prompt dataset; each iteration reports the reward on it (1 sample each).",
+    )
+    max_eval_prompts: int = Field(default=64, ge=1, le=10_000, description="Eval prompts used per iteration.")
+
+    @model_validator(mode="after")
+    def _one_way_to_set_k(self) -> RunRequest:
+        if self.k is not None and self.top_reward_percentage is not None:
+            raise ValueError("give either k or top_reward_percentage, not both")
+        if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    @property
+    def samples_per_prompt(self) -> int:
+        if self.k is not None:
+            return self.k
+        if self.top_reward_percentage is not None:
+            return max(1, int(1 / self.top_reward_percentage))
+        return 8
+
+
+class StageProgress(BaseModel):
+    stage: Stage
+    done: int = 0
+    total: int = 0
+    unit: str = ""
+    detail: dict[str, float | int | str | None] = Field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+class IterationView(BaseModel):
+    index: int
+    stage: Stage
+    checkpoint: str | None
+    metrics: dict[str, float]
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunView(BaseModel):
+    """Body of ``GET /iterations/{run_id}``."""
+
+    id: str
+    url: str
+    status: RunStatus
+    request: RunRequest
+    current_iteration: int = Field(description="Index of the iteration in progress (or the next one).")
+    stage: Stage | None
+    progress: StageProgress | None
+    percent_complete: float = Field(description="Whole-run progress, 0-100.")
+    policy: str = Field(description="The checkpoint the run samples from now (the latest trained).")
+    iterations: list[IterationView]
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunCreated(BaseModel):
+    id: str
+    url: str
+    status: RunStatus

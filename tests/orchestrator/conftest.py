@@ -1,0 +1,161 @@
+"""A real stack for the orchestrator tests: generator, rewarder, Celery worker and orchestrator as
+subprocesses on loopback, on tiny models, with the real Redis (a dedicated DB) and SQLite/PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from raftflow.processes import ServiceProcess, python_module
+from raftflow.server import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORDS = [
+    "the",
+    "cat",
+    "dog",
+    "sun",
+    "rain",
+    "tree",
+    "river",
+    "stone",
+    "light",
+    "night",
+    "day",
+    "sea",
+    "wind",
+    "fire",
+    "road",
+    "home",
+]
+
+
+def write_prompts(path: Path, count: int) -> Path:
+    """Short distinct prompts in the JSONL shape (one {"prompt": ...} per line)."""
+    lines = [
+        json.dumps({"prompt": f"{WORDS[i % len(WORDS)]} {WORDS[(i * 7 + 3) % len(WORDS)]} {i}"})
+        for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    models: dict[str, Path]
+    prompts: Path
+    redis_url: str
+    generator_url: str
+    rewarder_url: str
+    env: dict[str, str]
+    processes: list[ServiceProcess]
+
+    def start_orchestrator(self, state_dir: Path, name: str = "orchestrator") -> tuple[ServiceProcess, str]:
+        """An orchestrator whose DB and artifacts live in ``state_dir``: start a second one on the same
+        dir to play a restart; use another dir for an independent one."""
+        port = free_port()
+        env = {
+            **self.env,
+            "ARTIFACTS_DIR": str(state_dir / "artifacts"),
+            "DATABASE_URL": f"sqlite:///{state_dir / 'orchestrator.db'}",
+        }
+        process = ServiceProcess(
+            name,
+            python_module("orchestrator", "--port", str(port)),
+            log_path=self.tmp / f"{name}-{port}.log",
+            env=env,
+            cwd=REPO_ROOT,
+            health_url=f"http://127.0.0.1:{port}/health",
+        ).start()
+        self.processes.append(process)
+        process.wait_healthy(timeout=60)
+        return process, f"http://127.0.0.1:{port}"
+
+    @staticmethod
+    def wait(base_url: str, run_id: str, statuses: set[str], timeout: float = 240.0, until=None) -> dict:
+        return wait_for_run(base_url, run_id, statuses, timeout, until)
+
+    def minimal_body(self, **overrides: object) -> dict:
+        body = {
+            "policy": str(self.models["policy"]),
+            "prompts": str(self.prompts),
+            "num_iterations": 2,
+            "prompts_per_iteration": 8,
+            "k": 4,
+            "selection": "local",
+            "max_new_tokens": 16,
+            "seed": 0,
+        }
+        body.update(overrides)
+        return body
+
+
+def wait_for_run(base_url: str, run_id: str, statuses: set[str], timeout: float = 240.0, until=None) -> dict:
+    """Poll ``GET /iterations/{id}`` until its status is in ``statuses`` (or ``until(view)`` holds)."""
+    deadline = time.monotonic() + timeout
+    view: dict = {}
+    while time.monotonic() < deadline:
+        view = httpx.get(f"{base_url}/iterations/{run_id}", timeout=10).json()
+        if view["status"] in statuses or (until is not None and until(view)):
+            return view
+        time.sleep(0.3)
+    raise TimeoutError(f"run {run_id} still {view.get('status')} / {view.get('stage')} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models, redis_server_url: str) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("stack")
+    # A DB index of its own, flushed: queued jobs of other tests must not reach this worker.
+    redis_url = redis_server_url.rsplit("/", 1)[0] + "/14"
+    redis.Redis.from_url(redis_url).flushdb()
+    env = {
+        "REDIS_URL": redis_url,
+        "RAFTFLOW_TORCH_THREADS": "1",
+        "ORCHESTRATOR_RETRY_SECONDS": "30",
+    }
+    processes: list[ServiceProcess] = []
+
+    def start(name: str, module: str, *args: str) -> str:
+        port = free_port()
+        proc = ServiceProcess(
+            name,
+            python_module(module, "--port", str(port), *args),
+            log_path=tmp / f"{name}.log",
+            env=env,
+            cwd=REPO_ROOT,
+            health_url=f"http://127.0.0.1:{port}/health",
+        ).start()
+        processes.append(proc)
+        proc.wait_healthy(timeout=90)
+        return f"http://127.0.0.1:{port}"
+
+    try:
+        generator_url = start("generator", "services.generator", "--model", str(tiny_models["policy"]))
+        rewarder_url = start("rewarder", "services.rewarder", "--model", str(tiny_models["reward"]))
+        worker = ServiceProcess(
+            "trainer", python_module("services.trainer"), log_path=tmp / "trainer.log", env=env, cwd=REPO_ROOT
+        ).start()
+        processes.append(worker)
+        env = {**env, "GENERATOR_URL": generator_url, "REWARDER_URL": rewarder_url}
+        yield Stack(
+            tmp,
+            tiny_models,
+            write_prompts(tmp / "prompts.jsonl", 40),
+            redis_url,
+            generator_url,
+            rewarder_url,
+            env,
+            processes,
+        )
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        redis.Redis.from_url(redis_url).flushdb()

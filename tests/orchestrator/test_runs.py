@@ -1,0 +1,123 @@
+"""RAFT runs through the real services: completion, metrics, plots, cancel, bad bodies."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import httpx
+import pytest
+
+REQUIRED_METRICS = {
+    "on_policy_reward",
+    "best_of_k_reward",
+    "reward_gap",
+    "reward_std",
+    "selected_reward",
+    "distinct_1",
+    "distinct_2",
+    "mean_length",
+    "discard_rate",
+    "sample_s",
+    "score_s",
+    "train_s",
+    "load_s",
+}
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("orchestrator-state")
+
+
+@pytest.fixture(scope="module")
+def orchestrator(stack, state_dir):
+    process, base_url = stack.start_orchestrator(state_dir)
+    yield base_url
+    process.stop()
+
+
+def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, state_dir) -> None:
+    created = httpx.post(f"{orchestrator}/iterations", json=stack.minimal_body(), timeout=30)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["id"]
+    assert created.headers["location"].endswith(f"/iterations/{run_id}")
+
+    view = stack.wait(orchestrator, run_id, {"succeeded", "failed", "cancelled"})
+    assert view["status"] == "succeeded", view["error"]
+    assert view["percent_complete"] == 100.0
+    iterations = view["iterations"]
+    assert [it["index"] for it in iterations] == [0, 1]
+    checkpoints = [it["checkpoint"] for it in iterations]
+    assert len(set(checkpoints)) == 2
+    for checkpoint in checkpoints:
+        assert (Path(checkpoint) / "model.safetensors").exists()
+    assert view["policy"] == checkpoints[-1]
+
+    for it in iterations:
+        assert it["metrics"].keys() >= REQUIRED_METRICS
+        assert all(math.isfinite(v) for v in it["metrics"].values()), it["metrics"]
+        assert 0.0 <= it["metrics"]["discard_rate"] <= 1.0
+        assert it["metrics"]["best_of_k_reward"] >= it["metrics"]["on_policy_reward"]
+        assert it["metrics"]["selected_count"] <= 8
+
+    # The generator now serves the last checkpoint and was reloaded once per iteration.
+    models = httpx.get(f"{stack.generator_url}/v1/models", timeout=10).json()
+    assert models["checkpoint"] == checkpoints[-1]
+    assert models["load_count"] >= 3  # the initial model + one load per iteration
+
+    # Each stage left its artifact; the selected set holds one (prompt, response) per kept prompt.
+    run_dir = state_dir / "artifacts" / "runs" / run_id
+    for name in ("samples.json", "scores.json", "selected.json", "metrics.json"):
+        assert (run_dir / "iter-000" / name).exists(), name
+
+    plot = httpx.get(f"{orchestrator}/iterations/{run_id}/metrics.png", timeout=30)
+    assert plot.status_code == 200 and plot.content.startswith(b"\x89PNG")
+    listed = httpx.get(f"{orchestrator}/iterations", timeout=10).json()
+    assert run_id in [run["id"] for run in listed]
+    metrics = httpx.get(f"{orchestrator}/metrics", timeout=10).text
+    assert "raftflow_orchestrator_iterations_total" in metrics
+
+
+def test_cancel_stops_a_running_run(stack, orchestrator) -> None:
+    body = stack.minimal_body(num_iterations=20)
+    run_id = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30).json()["id"]
+    stack.wait(orchestrator, run_id, {"failed"}, until=lambda v: v["status"] == "running")
+    cancelled = httpx.post(f"{orchestrator}/iterations/{run_id}/cancel", timeout=30)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    again = httpx.post(f"{orchestrator}/iterations/{run_id}/cancel", timeout=30)
+    assert again.status_code == 409
+    view = stack.wait(orchestrator, run_id, {"cancelled"})
+    done = [it for it in view["iterations"] if it["stage"] == "done"]
+    assert len(done) < 20
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"num_iterations": 0}, "num_iterations"),
+        ({"k": 0}, "k"),
+        ({"selection": "best"}, "selection"),
+        ({"prompts": "/nonexistent/prompts.jsonl"}, "prompts"),
+        ({"policy": "/nonexistent/model"}, "policy"),
+        ({"temperature": -1}, "temperature"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_bodies_get_422_naming_the_field(stack, orchestrator, change, field) -> None:
+    response = httpx.post(f"{orchestrator}/iterations", json=stack.minimal_body(**change), timeout=30)
+    assert response.status_code == 422, response.text
+    locations = [error["loc"] for error in response.json()["detail"]]
+    assert any(field in loc for loc in locations), locations
+
+
+def test_k_and_top_reward_percentage_conflict_and_missing_fields(stack, orchestrator) -> None:
+    both = httpx.post(
+        f"{orchestrator}/iterations", json=stack.minimal_body(top_reward_percentage=0.25), timeout=30
+    )
+    assert both.status_code == 422 and "not both" in both.text
+    missing = httpx.post(f"{orchestrator}/iterations", json={"prompts": str(stack.prompts)}, timeout=30)
+    assert missing.status_code == 422
+    assert ["body", "policy"] in [e["loc"] for e in missing.json()["detail"]]
+    assert httpx.get(f"{orchestrator}/iterations/nope", timeout=10).status_code == 404
