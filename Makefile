@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/generator.py
+	$(BIN)/python bench/generator.py; $(BIN)/python bench/rewarder.py; $(BIN)/python bench/trainer.py; $(BIN)/python bench/iteration.py
 
 clean:
 	rm -rf $(VENV) models artifacts runs .pytest_cache
