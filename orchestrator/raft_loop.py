@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from raftflow.data import load_prompts, write_text2text
-from raftflow.schemas.generation import Sample, SamplingParams
-from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 
 from raftflow.atomic import read_json, write_json_atomic
+from raftflow.data import load_prompts, write_text2text
 from raftflow.metrics import reward_table_metrics, text_metrics
+from raftflow.schemas.generation import Sample, SamplingParams
+from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
 from raftflow.selection import Selection, select_global, select_local, valid_mask
 

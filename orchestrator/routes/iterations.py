@@ -6,11 +6,11 @@ import re
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from raftflow.data import DataError, load_prompts
 
 from orchestrator.plotting import plot_run
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
+from raftflow.data import DataError, load_prompts
 from raftflow.schemas.runs import RunCreated, RunRequest, RunView
 from raftflow.server import limit_error
 
