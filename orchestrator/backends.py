@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Literal
 
 from orchestrator.raft_loop import Backends
 from orchestrator.settings import OrchestratorSettings
@@ -33,12 +34,31 @@ class GeneratorPolicyServer:
 
     async def ensure_loaded(self, checkpoint: str) -> None:
         served = await self.client.models()
-        # The generator reports the resolved path; the version (a hash of the weight files' stats)
-        # also catches a checkpoint rewritten in place.
-        if served.get("checkpoint") not in (checkpoint, str(Path(checkpoint).resolve())) or served.get(
-            "version"
-        ) != checkpoint_version(checkpoint):
+        if not _is_checkpoint(served.get("checkpoint"), served.get("version"), checkpoint):
             await self.client.load_checkpoint(checkpoint)
+
+    async def ensure_reference(self, checkpoint: str) -> None:
+        """Make ``checkpoint`` (the run's initial policy) the generator's reference model, for the KL
+        estimate; skipped when it already is (same path and version), as loads cost seconds."""
+        served = await self.client.models()
+        if not _is_checkpoint(
+            served.get("reference_checkpoint"), served.get("reference_version"), checkpoint
+        ):
+            await self.client.load_reference(checkpoint)
+
+    async def logprobs(
+        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    ) -> list[float]:
+        """Sum of log p(response | prompt) per pair under the ``current`` or ``reference`` model."""
+        return await self.client.sequence_logprobs(prompts, responses, model)
+
+
+def _is_checkpoint(served: str | None, version: str | None, checkpoint: str) -> bool:
+    """Whether the generator's report names ``checkpoint``. The generator reports the resolved path;
+    the version (a hash of the weight files' stats) also catches a checkpoint rewritten in place."""
+    return served in (checkpoint, str(Path(checkpoint).resolve())) and version == checkpoint_version(
+        checkpoint
+    )
 
 
 class FixedPolicyServer:
@@ -91,7 +111,8 @@ class QueueTrainer:
                 )
             on_progress(progress)
 
-        return await asyncio.to_thread(self.client.wait, job.job_id, None, 1.0, watch)
+        # Poll often: a coarse interval adds up to a whole interval of idle time to every iteration.
+        return await asyncio.to_thread(self.client.wait, job.job_id, None, 0.2, watch)
 
 
 async def open_backends(

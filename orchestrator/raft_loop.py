@@ -8,7 +8,8 @@
            dropping degenerate samples                                       -> selected.json
         5. fine-tune the current policy on the kept pairs (a trainer job)    -> checkpoints/<job_id>/
         6. load the new checkpoint into the generator
-        7. record metrics; the next iteration samples from the new policy
+        7. record metrics (with eval prompts: held-out reward and KL to the initial policy);
+           the next iteration samples from the new policy
 
 Every stage writes its output atomically into ``ARTIFACTS_DIR/runs/<run_id>/iter-NNN/`` and is
 skipped when that output already exists, so an orchestrator killed at any point and started again
@@ -28,13 +29,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.data import load_prompts, write_text2text
-from raftflow.metrics import reward_table_metrics, text_metrics
+from raftflow.metrics import kl_estimate, reward_table_metrics, text_metrics
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
@@ -55,6 +56,17 @@ class PolicyTrainer(Protocol):
 
 class PolicyServer(Protocol):
     async def ensure_loaded(self, checkpoint: str) -> None: ...
+
+
+class ScoringPolicyServer(PolicyServer, Protocol):
+    """A policy server that also scores given responses (raftflow's generator, not TGI): the eval
+    stage then reports KL to the initial policy. Detected with hasattr, not required."""
+
+    async def ensure_reference(self, checkpoint: str) -> None: ...
+
+    async def logprobs(
+        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    ) -> list[float]: ...
 
 
 @dataclass
@@ -266,7 +278,8 @@ async def train_stage(
 
 
 async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
-    """One sample per held-out prompt from the new policy, scored by the training reward (and gold)."""
+    """One sample per held-out prompt from the new policy, scored by the training reward (and gold),
+    and, when the policy server can score responses, the KL of the new policy to the initial one."""
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
     params = sampling_params(ctx.request, seed=_chunk_seed(ctx.request.seed, index, -1))
     got = await backends.sampler.sample(eval_prompts, 1, params)
@@ -276,7 +289,21 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
         metrics["gold_eval_reward"] = float(
             np.mean(await backends.gold_scorer.score(eval_prompts, responses))
         )
+    server = backends.policy_server
+    if hasattr(server, "ensure_reference") and hasattr(server, "logprobs"):
+        metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, responses)
     return metrics
+
+
+async def kl_to_initial(
+    server: ScoringPolicyServer, initial: str, prompts: list[str], responses: list[str]
+) -> float:
+    """Monte-Carlo KL(current || initial) over responses sampled from the current policy: how far RAFT
+    has moved the policy, the drift that reward alone hides (reward up at a large KL is often hacking)."""
+    await server.ensure_reference(initial)
+    current = await server.logprobs(prompts, responses, "current")
+    reference = await server.logprobs(prompts, responses, "reference")
+    return kl_estimate(current, reference)
 
 
 def iteration_metrics(

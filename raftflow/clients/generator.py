@@ -15,13 +15,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from raftflow.clients.errors import ComponentRejected, ComponentUnavailable
-from raftflow.schemas.generation import Sample, SamplingParams, derive_seed
+from raftflow.schemas.generation import (
+    LogprobsRequest,
+    LogprobsResponse,
+    Sample,
+    SamplingParams,
+    derive_seed,
+)
 
 T = TypeVar("T")
 
@@ -136,6 +142,36 @@ class CompletionsClient:
     async def load_checkpoint(self, path: str) -> dict:
         """``POST /v1/load``: the server swaps to ``path`` once it is fully loaded; returns its report."""
         return await self._request("POST", "/v1/load", json={"path": path})
+
+    async def load_reference(self, path: str) -> dict:
+        """``POST /v1/load {"reference": path}``: load (or replace) the reference model of
+        :meth:`sequence_logprobs`; the served checkpoint is unchanged. Returns the server's report."""
+        return await self._request("POST", "/v1/load", json={"reference": path})
+
+    async def sequence_logprobs(
+        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    ) -> list[float]:
+        """Sum of log p(response | prompt) per pair under the served (``current``) or reference model
+        (raftflow generator only: ``POST /v1/logprobs``). Split into requests of
+        ``prompts_per_request`` pairs like :meth:`sample`, so any number of pairs fits the server's
+        GENERATOR_MAX_PROMPTS."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        if not prompts:
+            return []
+        size = self.prompts_per_request
+        limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+
+        async def run(start: int) -> list[float]:
+            body = LogprobsRequest(
+                prompts=prompts[start : start + size], responses=responses[start : start + size], model=model
+            )
+            async with limit:
+                payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
+            return LogprobsResponse.model_validate(payload).logprobs
+
+        results = await gather_failfast([run(start) for start in range(0, len(prompts), size)])
+        return [value for chunk in results for value in chunk]
 
     async def models(self) -> dict:
         """``GET /v1/models``: the served checkpoint, its version and the load count."""

@@ -221,13 +221,33 @@ class ModelList(BaseModel):
     checkpoint: str
     version: str
     load_count: int
+    reference_checkpoint: str | None = Field(
+        default=None, description="The reference model of /v1/logprobs (None: none loaded)."
+    )
+    reference_version: str | None = None
+
+
+CheckpointPath = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 class LoadRequest(BaseModel):
-    path: str = Field(min_length=1, max_length=4096, description="Local checkpoint directory or hub id.")
+    path: CheckpointPath | None = Field(
+        default=None, description="Local checkpoint directory or hub id to serve."
+    )
+    reference: CheckpointPath | None = Field(
+        default=None, description="Checkpoint to load (or replace) as the reference of /v1/logprobs."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_load(self) -> LoadRequest:
+        if self.path is None and self.reference is None:
+            raise ValueError("give path (the checkpoint to serve), reference, or both")
+        return self
 
 
 class LoadResponse(BaseModel):
+    """After a reference-only load, ``previous_*`` equal the unchanged current checkpoint."""
+
     model: str
     checkpoint: str
     version: str
@@ -235,6 +255,42 @@ class LoadResponse(BaseModel):
     load_seconds: float
     previous_checkpoint: str
     previous_version: str
+    reference_checkpoint: str | None = None
+    reference_version: str | None = None
+
+
+# ----------------------------------------------------------------------------------------------------
+# POST /v1/logprobs: log-probabilities of given responses (KL to a reference model)
+
+
+class LogprobsRequest(BaseModel):
+    """Score given (prompt, response) pairs instead of sampling: the orchestrator estimates
+    KL(policy || initial policy) from the current and reference log-probs of the same samples."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompts: list[PromptText] = Field(min_length=1)
+    responses: list[str] = Field(min_length=1)
+    model: Literal["current", "reference"] = Field(
+        default="current", description="current: the served checkpoint; reference: the reference model."
+    )
+
+    @field_validator("responses")
+    @classmethod
+    def _one_per_prompt(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        prompts = info.data.get("prompts")
+        if prompts is not None and len(prompts) != len(value):
+            raise ValueError(
+                f"need one response per prompt: {len(value)} responses for {len(prompts)} prompts"
+            )
+        return value
+
+
+class LogprobsResponse(BaseModel):
+    logprobs: list[float] = Field(description="Sum of log p(response tokens | prompt) per pair.")
+    tokens: list[int] = Field(description="Response tokens per pair.")
+    model: str = Field(description="The checkpoint that scored, with its version.")
+    version: str
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from raftflow.server import BodySizeLimit, bearer_auth, metrics_endpoint
 from services.generator.engine import Engine
 from services.generator.errors import install_error_handlers
 from services.generator.metrics import GeneratorMetrics
-from services.generator.routes import completions, health, models, tgi
+from services.generator.routes import completions, health, logprobs, models, tgi
 from services.generator.settings import GeneratorSettings
 
 
@@ -56,7 +56,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
     auth = [Depends(bearer_auth(settings.resolved_api_token()))]
     for router in (health.public, models.public, tgi.public):
         app.include_router(router)
-    for router in (completions.protected, models.protected, tgi.protected):
+    for router in (completions.protected, logprobs.protected, models.protected, tgi.protected):
         app.include_router(router, dependencies=auth)
     app.add_route("/metrics", metrics_endpoint(metrics.registry), include_in_schema=False)
 

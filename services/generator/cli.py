@@ -18,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batched K-sample generation over HTTP (OpenAI and TGI APIs). See docs/generator.md.",
     )
     parser.add_argument("--model", help="checkpoint directory or hub id [GENERATOR_MODEL]")
+    parser.add_argument(
+        "--reference-model", help="reference checkpoint for POST /v1/logprobs [GENERATOR_REFERENCE_MODEL]"
+    )
     parser.add_argument("--host", help="bind address [GENERATOR_HOST, 127.0.0.1]")
     parser.add_argument("--port", type=int, help="[GENERATOR_PORT, 8001]")
     parser.add_argument(

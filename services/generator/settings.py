@@ -22,6 +22,12 @@ class GeneratorSettings(CommonSettings):
         default=None,
         description="Checkpoint directory or hub id to serve (required by the transformers backend).",
     )
+    reference_model: str | None = Field(
+        default=None,
+        description="Checkpoint directory or hub id loaded beside the served one as the reference of "
+        "POST /v1/logprobs (the initial policy, for KL estimates). Not confined by load_roots: it is "
+        "the operator's choice, like model.",
+    )
     port: int = Field(default=8001, ge=1, le=65535)
     backend: Literal["transformers", "tgi"] = Field(
         default="transformers",

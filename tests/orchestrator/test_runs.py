@@ -38,7 +38,8 @@ def orchestrator(stack, state_dir):
 
 
 def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, state_dir) -> None:
-    created = httpx.post(f"{orchestrator}/iterations", json=stack.minimal_body(), timeout=30)
+    body = stack.minimal_body(eval_prompts=str(stack.prompts), max_eval_prompts=4)
+    created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)
     assert created.status_code == 202, created.text
     run_id = created.json()["id"]
     assert created.headers["location"].endswith(f"/iterations/{run_id}")
@@ -60,11 +61,15 @@ def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, sta
         assert 0.0 <= it["metrics"]["discard_rate"] <= 1.0
         assert it["metrics"]["best_of_k_reward"] >= it["metrics"]["on_policy_reward"]
         assert it["metrics"]["selected_count"] <= 8
+        # Held-out reward and KL to the initial policy, measured after training (so not exactly 0).
+        assert math.isfinite(it["metrics"]["eval_reward"]) and math.isfinite(it["metrics"]["kl_to_initial"])
+    assert iterations[0]["metrics"]["kl_to_initial"] != 0.0
 
     # The generator now serves the last checkpoint and was reloaded once per iteration.
     models = httpx.get(f"{stack.generator_url}/v1/models", timeout=10).json()
     assert models["checkpoint"] == checkpoints[-1]
     assert models["load_count"] >= 3  # the initial model + one load per iteration
+    assert models["reference_checkpoint"] == body["policy"]  # the run's initial policy, for the KL
 
     # Each stage left its artifact; the selected set holds one (prompt, response) per kept prompt.
     run_dir = state_dir / "artifacts" / "runs" / run_id

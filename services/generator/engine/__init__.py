@@ -8,7 +8,10 @@ from services.generator.engine.types import (
     GenerationJob,
     GenerationOutput,
     LoadFailed,
+    LogprobsOutput,
+    ModelChoice,
     ModelState,
+    NoReferenceModel,
     UnsupportedOperation,
 )
 
@@ -20,6 +23,9 @@ __all__ = [
     "GenerationJob",
     "GenerationOutput",
     "LoadFailed",
+    "LogprobsOutput",
+    "ModelChoice",
     "ModelState",
+    "NoReferenceModel",
     "UnsupportedOperation",
 ]

@@ -168,3 +168,46 @@ def _generated_length(tokens: list[int], eos_ids: frozenset[int], pad_id: int) -
     while end > 0 and tokens[end - 1] == pad_id:
         end -= 1
     return end, False
+
+
+def encode_pairs(
+    loaded: LoadedModel, prompts: list[str], responses: list[str]
+) -> list[tuple[list[int], list[int]]]:
+    """``(prompt ids, response ids)`` per pair, tokenized separately as the generator samples them: the
+    prompt with the tokenizer's special tokens (as :meth:`LoadedModel.encode`), the response without
+    (sampled tokens follow the prompt ids directly). Tokenizing ``prompt + response`` as one string
+    could merge tokens across the boundary and score a sequence the policy never produced."""
+    response_ids = loaded.tokenizer(responses, add_special_tokens=False)["input_ids"] if responses else []
+    return list(zip(loaded.encode(prompts), response_ids, strict=True))
+
+
+def score_batch(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+    """Sum of log p(response tokens | prompt) per pair, in one forward pass (temperature 1, no warpers).
+
+    Rows are left padded with the position ids ``generate`` uses (``prefill_once``), so each row sees
+    the same positions and attention as when it was sampled, and every response ends at the last
+    column. The log-softmax runs in float32 over the response positions only: the logits of the whole
+    batch are already ``rows x width x vocab`` in the model's dtype, a float32 copy of all of them
+    would double that for nothing.
+    """
+    input_ids, attention_mask = left_pad(
+        [prompt + response for prompt, response in pairs], loaded.pad_token_id
+    )
+    input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
+    position_ids = attention_mask.cumsum(-1) - 1
+    position_ids.masked_fill_(attention_mask == 0, 1)
+    width = input_ids.shape[1]
+    sums: list[float] = []
+    with torch.inference_mode():
+        logits = loaded.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).logits
+        for row, (_, response) in enumerate(pairs):
+            if not response:
+                sums.append(0.0)
+                continue
+            start = width - len(response)  # the response's first column; its logits are one column left
+            scores = torch.log_softmax(logits[row, start - 1 : width - 1].float(), dim=-1)
+            targets = input_ids[row, start:width]
+            sums.append(float(scores.gather(-1, targets[:, None]).sum()))
+    return sums

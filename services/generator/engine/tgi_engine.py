@@ -21,6 +21,8 @@ from services.generator.engine.types import (
     GeneratedSample,
     GenerationJob,
     GenerationOutput,
+    LogprobsOutput,
+    ModelChoice,
     ModelState,
     UnsupportedOperation,
 )
@@ -85,6 +87,21 @@ class TGIEngine:
             f"the tgi backend serves whatever model the TGI server at {self._url} was started with; "
             f"restart TGI with {path!r} instead"
         )
+
+    def reference_state(self) -> ModelState | None:
+        return None
+
+    async def load_reference(self, path: str) -> ModelState:
+        raise UnsupportedOperation(
+            f"the tgi backend cannot load a reference model ({path!r}): TGI serves one model and "
+            "does not score given responses"
+        )
+
+    async def logprobs(
+        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+    ) -> LogprobsOutput:
+        """TGI's decoder_input_details cannot tell prompt from response tokens reliably, so no KL."""
+        raise UnsupportedOperation("the tgi backend does not compute log-probabilities of given responses")
 
     async def generate(self, job: GenerationJob) -> GenerationOutput:
         state = self.state()

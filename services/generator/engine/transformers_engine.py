@@ -11,6 +11,8 @@ Concurrency model:
   draw from the global torch RNG, e.g. to initialise missing weights, which would change a running
   seeded request's samples), then swaps the reference in one assignment: requests already running
   finish on the old weights, later ones see the new. The old model is freed when its last request ends.
+- An optional reference model (the initial policy, for KL estimates) lives beside the served one,
+  loaded and swapped the same way; ``/v1/logprobs`` scores with either, as jobs on the same worker.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ from typing import Any, TypeVar
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
 from services.generator.engine.batching import plan_batches
-from services.generator.engine.decoding import run_batch
+from services.generator.engine.decoding import encode_pairs, run_batch, score_batch
 from services.generator.engine.loaded_model import LoadedModel, load_model
 from services.generator.engine.types import (
+    BackendRejected,
     ContextLengthExceeded,
     GeneratedSample,
     GenerationJob,
     GenerationOutput,
     LoadFailed,
+    LogprobsOutput,
+    ModelChoice,
     ModelState,
+    NoReferenceModel,
 )
 from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
@@ -51,12 +57,16 @@ class TransformersEngine:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._load_lock = asyncio.Lock()
         self._current: LoadedModel | None = None
+        self._reference: LoadedModel | None = None
         self._load_count = 0
 
     async def start(self) -> None:
         assert self._settings.model is not None  # GeneratorSettings enforces it for this backend
         loaded = await self._on_worker(self._load, self._settings.model)
         self._install(loaded)
+        if self._settings.reference_model:
+            self._reference = await self._on_worker(self._load, self._settings.reference_model)
+            log.info("reference model %s", self._reference.name)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._worker.shutdown, wait=True)
@@ -80,6 +90,47 @@ class TransformersEngine:
             self._metrics.load_seconds.observe(time.perf_counter() - started)
             self._install(loaded)
             return previous, self.state()
+
+    def reference_state(self) -> ModelState | None:
+        return None if self._reference is None else self._state_of(self._reference)
+
+    async def load_reference(self, path: str) -> ModelState:
+        """Same lock, worker and failure handling as :meth:`load`: a failed load keeps the old one."""
+        async with self._load_lock:
+            try:
+                loaded = await self._on_worker(self._load, path)
+            except Exception as exc:
+                self._metrics.loads.labels(outcome="failed").inc()
+                log.warning("load of reference %s failed: %s", path, exc)
+                raise LoadFailed(path, exc) from exc
+            self._reference = loaded  # one assignment: running logprobs requests keep the old one
+            log.info("reference model %s", loaded.name)
+            return self._state_of(loaded)
+
+    async def logprobs(
+        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+    ) -> LogprobsOutput:
+        """One forward pass per token-budget batch, on the generation worker (the model and tokenizer
+        are not thread-safe, and batches interleave with sampling requests like generate's do)."""
+        loaded = self._loaded() if model == "current" else self._reference
+        if loaded is None:
+            raise NoReferenceModel()
+        pairs = await self._on_worker(encode_pairs, loaded, prompts, responses)
+        for index, (prompt_ids, response_ids) in enumerate(pairs):
+            if not prompt_ids:
+                raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
+            if (
+                loaded.context_length is not None
+                and len(prompt_ids) + len(response_ids) > loaded.context_length
+            ):
+                raise ContextLengthExceeded(index, len(prompt_ids), len(response_ids), loaded.context_length)
+        plan = plan_batches([len(p) + len(r) for p, r in pairs], 1, 0, self._settings.token_budget)
+        sums = [0.0] * len(pairs)
+        for batch in plan:
+            values = await self._on_worker(score_batch, loaded, [pairs[i] for i in batch.prompts])
+            for index, value in zip(batch.prompts, values, strict=True):
+                sums[index] = value
+        return LogprobsOutput(model=self._state_of(loaded), logprobs=sums, tokens=[len(r) for _, r in pairs])
 
     async def generate(self, job: GenerationJob) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile

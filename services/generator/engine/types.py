@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+ModelChoice = Literal["current", "reference"]
+"""Which loaded model ``/v1/logprobs`` scores with: the served policy or the fixed reference."""
+
 FinishReason = Literal["eos_token", "stop_sequence", "length"]
 """TGI's three reasons; the OpenAI routes fold the first two into "stop"."""
 
@@ -62,6 +65,16 @@ class ModelState:
 
 
 @dataclass(frozen=True)
+class LogprobsOutput:
+    model: ModelState
+    """The checkpoint that scored these pairs (the current or the reference one, captured at the start)."""
+    logprobs: list[float]
+    """Sum of log p(response token | prompt, earlier response tokens) per pair, at temperature 1."""
+    tokens: list[int]
+    """Response tokens per pair (what the sum runs over)."""
+
+
+@dataclass(frozen=True)
 class GenerationOutput:
     model: ModelState
     """The checkpoint that produced these samples (not necessarily the current one after a reload)."""
@@ -88,6 +101,20 @@ class Engine(Protocol):
         """Load ``path`` and swap it in; returns ``(previous, current)``."""
         ...
 
+    def reference_state(self) -> ModelState | None:
+        """The reference checkpoint (for KL estimates), or None when none is loaded."""
+        ...
+
+    async def load_reference(self, path: str) -> ModelState:
+        """Load ``path`` as the reference model (replacing any previous one); returns its state."""
+        ...
+
+    async def logprobs(
+        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+    ) -> LogprobsOutput:
+        """Sequence log-probabilities of each response given its prompt under the chosen model."""
+        ...
+
 
 class ContextLengthExceeded(ValueError):
     def __init__(self, prompt_index: int, prompt_tokens: int, max_new_tokens: int, context_length: int):
@@ -98,6 +125,16 @@ class ContextLengthExceeded(ValueError):
         super().__init__(
             f"prompt {prompt_index} has {prompt_tokens} tokens; with {max_new_tokens} new tokens that "
             f"exceeds the model's context length of {context_length}"
+        )
+
+
+class NoReferenceModel(RuntimeError):
+    """``model="reference"`` was asked for but no reference checkpoint is loaded (a 409)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no reference model is loaded: start the generator with GENERATOR_REFERENCE_MODEL or "
+            'POST /v1/load {"reference": PATH} first'
         )
 
 

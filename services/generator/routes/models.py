@@ -1,8 +1,14 @@
-"""The served checkpoint: ``GET /v1/models`` (open) and ``POST /v1/load`` (hot reload, protected)."""
+"""The served checkpoint: ``GET /v1/models`` (open) and ``POST /v1/load`` (hot reload, protected).
+
+``POST /v1/load`` also loads the reference model of ``/v1/logprobs`` (``reference``), with the same
+path confinement and error handling: the orchestrator points it at a run's initial policy.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from fastapi import APIRouter, HTTPException, status
 
@@ -11,6 +17,9 @@ from raftflow.schemas.generation import LoadRequest, LoadResponse, ModelCard, Mo
 from raftflow.server import limit_error
 from services.generator.deps import EngineDep, SettingsDep
 from services.generator.engine import LoadFailed, UnsupportedOperation
+from services.generator.settings import GeneratorSettings
+
+T = TypeVar("T")
 
 public = APIRouter(tags=["models"])
 protected = APIRouter(tags=["models"])
@@ -27,27 +36,36 @@ async def list_models(engine: EngineDep) -> ModelList:
         load_count=state.load_count,
         max_model_len=state.context_length,
     )
+    reference = engine.reference_state()
     return ModelList(
-        data=[card], checkpoint=state.checkpoint, version=state.version, load_count=state.load_count
+        data=[card],
+        checkpoint=state.checkpoint,
+        version=state.version,
+        load_count=state.load_count,
+        reference_checkpoint=reference.checkpoint if reference else None,
+        reference_version=reference.version if reference else None,
     )
 
 
 @protected.post("/v1/load", response_model=LoadResponse)
 async def load_checkpoint(body: LoadRequest, engine: EngineDep, settings: SettingsDep) -> LoadResponse:
-    """Returns once the new checkpoint serves; requests already running finish on the old one."""
-    path = body.path
-    if settings.load_roots:
-        try:
-            path = str(resolve_inside(body.path, settings.load_roots))
-        except PathNotAllowed as exc:
-            raise limit_error("path", f"{exc} (setting GENERATOR_LOAD_ROOTS)", body.path) from exc
+    """Returns once the new checkpoint serves; requests already running finish on the old one.
+
+    With both ``path`` and ``reference``, both paths are checked before either load starts, and the
+    served checkpoint loads first: a failed reference then still leaves the new policy serving.
+    """
+    path = _allowed(body.path, "path", settings) if body.path is not None else None
+    reference_path = _allowed(body.reference, "reference", settings) if body.reference is not None else None
     started = time.perf_counter()
+    previous = current = engine.state()
     try:
-        previous, current = await engine.load(path)
-    except LoadFailed as exc:
-        raise limit_error("path", f"{exc}; still serving the previous checkpoint", body.path) from exc
+        if path is not None:
+            previous, current = await _load(engine.load, path, "path", body.path)
+        if reference_path is not None:
+            await _load(engine.load_reference, reference_path, "reference", body.reference)
     except UnsupportedOperation as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    reference = engine.reference_state()
     return LoadResponse(
         model=current.name,
         checkpoint=current.checkpoint,
@@ -56,4 +74,25 @@ async def load_checkpoint(body: LoadRequest, engine: EngineDep, settings: Settin
         load_seconds=round(time.perf_counter() - started, 3),
         previous_checkpoint=previous.checkpoint,
         previous_version=previous.version,
+        reference_checkpoint=reference.checkpoint if reference else None,
+        reference_version=reference.version if reference else None,
     )
+
+
+def _allowed(requested: str, field: str, settings: GeneratorSettings) -> str:
+    """The path to load: resolved inside GENERATOR_LOAD_ROOTS when set, as given otherwise."""
+    if not settings.load_roots:
+        return requested
+    try:
+        return str(resolve_inside(requested, settings.load_roots))
+    except PathNotAllowed as exc:
+        raise limit_error(field, f"{exc} (setting GENERATOR_LOAD_ROOTS)", requested) from exc
+
+
+async def _load(load: Callable[[str], Awaitable[T]], path: str, field: str, requested: str | None) -> T:
+    """Run one engine load; a checkpoint that does not load is a 422 on ``field``."""
+    try:
+        return await load(path)
+    except LoadFailed as exc:
+        kept = "still serving the previous checkpoint" if field == "path" else "the previous reference stays"
+        raise limit_error(field, f"{exc}; {kept}", requested) from exc

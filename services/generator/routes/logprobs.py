@@ -1,0 +1,57 @@
+"""``POST /v1/logprobs``: log-probabilities of given responses under the served or the reference model.
+
+Sampling cannot answer "how far has the policy moved from where it started": the orchestrator samples
+eval responses from the current policy, then asks for their log-probabilities under the current and
+the reference (initial) model, and averages the difference (a Monte-Carlo KL estimate). The model
+stays in this process, so the orchestrator never imports torch.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+
+from raftflow.schemas.generation import LogprobsRequest, LogprobsResponse
+from raftflow.server import limit_error
+from services.generator.deps import EngineDep, SettingsDep
+from services.generator.engine import (
+    BackendRejected,
+    ContextLengthExceeded,
+    NoReferenceModel,
+    UnsupportedOperation,
+)
+
+protected = APIRouter(tags=["raftflow"])
+
+
+@protected.post("/v1/logprobs", response_model=LogprobsResponse)
+async def sequence_logprobs(
+    body: LogprobsRequest, engine: EngineDep, settings: SettingsDep
+) -> LogprobsResponse:
+    """Sum of log p(response tokens | prompt) per pair, at temperature 1 (the model's own distribution,
+    whatever sampling parameters produced the responses)."""
+    if len(body.prompts) > settings.max_prompts:
+        raise limit_error(
+            "prompts",
+            f"{len(body.prompts)} prompts exceed this server's limit of {settings.max_prompts} "
+            "(setting GENERATOR_MAX_PROMPTS)",
+            len(body.prompts),
+            le=settings.max_prompts,
+        )
+    try:
+        output = await engine.logprobs(body.prompts, body.responses, body.model)
+    except ContextLengthExceeded as exc:
+        raise limit_error(
+            f"responses.{exc.prompt_index}",
+            f"prompt {exc.prompt_index} ({exc.prompt_tokens} tokens) with its response "
+            f"({exc.max_new_tokens} tokens) exceeds the model's context length of {exc.context_length}",
+            prompt_tokens=exc.prompt_tokens,
+            response_tokens=exc.max_new_tokens,
+            context_length=exc.context_length,
+        ) from exc
+    except BackendRejected as exc:
+        raise limit_error("prompts", str(exc)) from exc
+    except (NoReferenceModel, UnsupportedOperation) as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return LogprobsResponse(
+        logprobs=output.logprobs, tokens=output.tokens, model=output.model.name, version=output.model.version
+    )
