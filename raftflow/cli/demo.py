@@ -1,0 +1,215 @@
+"""``raftflow demo`` (the whole pipeline, then a report) and ``raftflow up`` (the same stack, left
+running for curl). Both stop every process they started on exit, Ctrl-C and SIGTERM included."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+EXIT_TARGETS_MISSED = 3
+EXIT_INTERRUPTED = 130
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    demo = commands.add_parser(
+        "demo",
+        help="run SFT -> reward model -> RAFT through the real services, offline, and report",
+        description="Build tiny models and the 'positive fortunes' task, start the stack as local "
+        "processes, run the pipeline through the services' APIs, and write report.json/.png/.txt. "
+        "See docs/demo.md.",
+    )
+    demo.add_argument("--out", default="raftflow-demo", help="run directory (default: ./raftflow-demo)")
+    demo.add_argument("--profile", choices=["default", "fast"], default="default")
+    demo.add_argument("--fast", action="store_true", help="the CI profile: tiny sizes, one RAFT iteration")
+    demo.add_argument("--config", help="JSON file of DemoConfig fields, applied over the profile")
+    demo.add_argument("--seed", type=int)
+    demo.add_argument("--iterations", type=int, help="RAFT iterations")
+    demo.add_argument("--prompts-per-iteration", type=int)
+    demo.add_argument("--k", type=int, help="samples per prompt")
+    demo.add_argument("--temperature", type=float)
+    demo.add_argument("--raft-lr", type=float, help="learning rate of each RAFT fine-tuning step")
+    demo.add_argument("--raft-epochs", type=float, help="epochs over each iteration's selected set")
+    demo.add_argument("--selection", choices=["local", "global"])
+    demo.add_argument("--sft-steps", type=int, help="optimizer steps of the SFT stage")
+    demo.add_argument(
+        "--strict", action="store_true", help=f"exit {EXIT_TARGETS_MISSED} if a target is missed"
+    )
+    demo.set_defaults(handler=_demo)
+
+    up = commands.add_parser(
+        "up",
+        help="start the whole stack locally and keep it running until Ctrl-C",
+        description="Redis (embedded unless REDIS_URL is set), trainer worker, generator, proxy and gold "
+        "rewarders and orchestrator on free loopback ports, with a random API token.",
+    )
+    up.add_argument("--out", default="raftflow-stack", help="run directory (default: ./raftflow-stack)")
+    up.add_argument("--policy", help="checkpoint the generator serves (default: a new tiny policy)")
+    up.add_argument("--reward", help="reward model the proxy rewarder serves (default: a new tiny one)")
+    up.add_argument("--seed", type=int, default=0)
+    up.set_defaults(handler=_up)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from raftflow.demo.config import PROFILES, DemoConfig
+    from raftflow.demo.pipeline import DemoFailed, DemoPipeline
+    from raftflow.demo.report import render_table
+    from raftflow.demo.stack import StackInterrupted
+
+    config = PROFILES["fast" if args.fast else args.profile]()
+    updates = _config_updates(args)
+    if args.config:
+        updates = _merge(json.loads(Path(args.config).read_text()), updates)
+    if updates:
+        config = DemoConfig.model_validate(_merge(config.model_dump(), updates))
+    try:
+        report = DemoPipeline(config, args.out, say=_say).run()
+    except StackInterrupted as exc:
+        _say(f"interrupted ({exc}); every service was stopped")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        _say("interrupted; every service was stopped")
+        return EXIT_INTERRUPTED
+    except (DemoFailed, RuntimeError, TimeoutError) as exc:
+        # A stage or a service failed: the message names it (a service's start failure carries the
+        # tail of its log); the logs are in OUT/logs.
+        _say(f"demo failed: {exc}")
+        _say(f"service logs: {Path(args.out) / 'logs'}")
+        return 1
+    print(render_table(report), flush=True)
+    print(f"report: {Path(args.out) / 'report.txt'}, report.json, report.png", flush=True)
+    if args.strict and not report.summary.all_met:
+        return EXIT_TARGETS_MISSED
+    return 0
+
+
+def _config_updates(args: argparse.Namespace) -> dict:
+    """CLI flags as a nested DemoConfig patch (only the flags given)."""
+    flags = {
+        "seed": ("seed",),
+        "iterations": ("raft", "iterations"),
+        "prompts_per_iteration": ("raft", "prompts_per_iteration"),
+        "k": ("raft", "k"),
+        "temperature": ("raft", "temperature"),
+        "raft_lr": ("raft", "learning_rate"),
+        "raft_epochs": ("raft", "epochs"),
+        "selection": ("raft", "selection"),
+        "sft_steps": ("sft", "steps"),
+    }
+    patch: dict = {}
+    for flag, path in flags.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        node = patch
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return patch
+
+
+def _merge(base: dict, patch: dict) -> dict:
+    merged = dict(base)
+    for key, value in patch.items():
+        merged[key] = (
+            _merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
+
+
+def _up(args: argparse.Namespace) -> int:
+    import os
+
+    from raftflow.demo.config import DemoConfig
+    from raftflow.demo.data import build_demo_data
+    from raftflow.demo.models import build_demo_models
+    from raftflow.demo.stack import (
+        GOLD_FUNCTION,
+        LocalStack,
+        StackInterrupted,
+        StackSettings,
+        interrupts_as_exceptions,
+    )
+
+    out = Path(args.out).resolve()
+    config = DemoConfig(seed=args.seed)
+    stack: LocalStack | None = None
+    with interrupts_as_exceptions():
+        try:
+            policy, reward = args.policy, args.reward
+            # Our tiny reward models are trained on HH-form pairs; a user's may carry a chat template.
+            reward_format = "auto" if args.reward else "hh"
+            if policy is None or reward is None:
+                _say(f"building tiny models in {out / 'models'}")
+                models = build_demo_models(out / "models", config.models.tiny_config(config.seed))
+                policy = policy or str(models["policy"])
+                reward = reward or str(models["reward"])
+            data = build_demo_data(out / "data", seed=config.seed)
+            stack = LocalStack(StackSettings(run_dir=out, redis_url=os.environ.get("REDIS_URL")))
+            stack.run_dir.mkdir(parents=True, exist_ok=True)
+            stack.start_queue()
+            generator = stack.start_generator(policy)
+            proxy = stack.start_rewarder("proxy_rewarder", model=reward, pair_format=reward_format)
+            gold = stack.start_rewarder("gold_rewarder", function=GOLD_FUNCTION)
+            stack.start_orchestrator(generator, proxy)
+            stack.wait_healthy()
+            stack.wait_worker_ready()
+            stack.ready = True
+            stack.record()
+            print(_up_banner(stack, policy, str(data.raft_prompts), str(data.eval_prompts), gold), flush=True)
+            while True:
+                dead = [name for name, p in stack.processes.items() if not p.alive()]
+                if dead:
+                    _say(f"{', '.join(dead)} exited; see {stack.logs}; stopping the stack")
+                    return 1
+                time.sleep(0.5)
+        except StackInterrupted as exc:
+            _say(f"{exc}: stopping the stack")
+            return 0
+        except KeyboardInterrupt:
+            _say("stopping the stack")
+            return 0
+        finally:
+            if stack is not None:
+                stack.close()
+                _say("stopped")
+
+
+def _up_banner(stack, policy: str, prompts: str, eval_prompts: str, gold_url: str) -> str:
+    orchestrator = stack.urls["orchestrator"]
+    body = {
+        "policy": policy,
+        "prompts": prompts,
+        "num_iterations": 2,
+        "prompts_per_iteration": 8,
+        "k": 4,
+        "max_new_tokens": 16,
+        "gold_rewarder_url": gold_url,
+        "eval_prompts": eval_prompts,
+        "seed": 0,
+    }
+    rows = [("orchestrator", f"{orchestrator}  (API docs: {orchestrator}/docs)")]
+    rows += [(name.replace("_", " "), url) for name, url in stack.urls.items() if name != "orchestrator"]
+    rows += [("redis", stack.redis_url), ("trainer worker", f"pid {stack.processes['trainer'].pid}")]
+    rows += [("API token", stack.token), ("logs", str(stack.logs))]
+    width = max(len(name) for name, _ in rows)
+    lines = ["raftflow stack is up; Ctrl-C stops it.", ""]
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    lines += [
+        "",
+        "Start a RAFT run (POSTs need the token; GETs are open):",
+        f"  export RAFTFLOW_API_TOKEN={stack.token}",
+        f'  curl -s -X POST {orchestrator}/iterations -H "Authorization: Bearer $RAFTFLOW_API_TOKEN" \\',
+        f"    -H 'content-type: application/json' -d '{json.dumps(body)}'",
+        f"  curl -s {orchestrator}/iterations/<id>            # status, stage, metrics",
+        f"  curl -s -o curves.png {orchestrator}/iterations/<id>/metrics.png",
+    ]
+    return "\n".join(lines)
+
+
+def _say(message: str) -> None:
+    print(f"[raftflow] {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,347 @@
+"""The demo pipeline, through the real services and their APIs, as the seed runs it:
+
+    0. tiny models + the task's datasets (offline, seeded)
+    1. SFT of the base policy on the SFT set             -> a trainer job through Redis
+    2. the PROXY reward model on gold-labelled pairs     -> a trainer job through Redis
+    3. RAFT: ``POST /iterations`` on the orchestrator (proxy reward ranks, gold reward is reported)
+    4. every checkpoint judged on held-out prompts (generator + both rewarders), perplexity in-process
+    5. the report (table, plot, JSON, verdict)
+
+Services start as soon as what they serve exists, while training runs on the other core: the generator
+and the gold rewarder during SFT, the proxy rewarder and the orchestrator after the reward model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from raftflow.clients.generator import CompletionsClient
+from raftflow.clients.rewarder import RewarderClient
+from raftflow.clients.trainer import TrainerClient
+from raftflow.data import load_pairs, load_prompts
+from raftflow.demo.config import DemoConfig
+from raftflow.demo.data import DemoData, build_demo_data
+from raftflow.demo.evaluation import EvalClients, evaluate_checkpoint, perplexities
+from raftflow.demo.models import build_demo_models
+from raftflow.demo.report import DemoReport, build_report, write_report
+from raftflow.demo.stack import GOLD_FUNCTION, LocalStack, StackSettings, interrupts_as_exceptions
+from raftflow.processes import ServiceProcess
+from raftflow.schemas.generation import SamplingParams
+from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob, TrainingConfig
+from raftflow.schemas.runs import RunRequest, RunView
+
+Say = Callable[[str], None]
+_FINAL = ("succeeded", "failed", "cancelled")
+
+
+@dataclass
+class StageClock:
+    """Wall seconds per stage, for the report (and for tuning the profile's budget)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - start
+
+    @property
+    def total(self) -> float:
+        return time.monotonic() - self.started
+
+
+class DemoFailed(RuntimeError):
+    """A stage failed; the message names it and where its log is."""
+
+
+class DemoPipeline:
+    def __init__(self, config: DemoConfig, out_dir: str | Path, say: Say = print) -> None:
+        self.config = config
+        self.out = Path(out_dir).resolve()
+        self.say = say
+        self.clock = StageClock()
+
+    # -- the whole thing ---------------------------------------------------------------------------
+
+    def run(self) -> DemoReport:
+        """Run every stage; the stack is stopped on the way out, whatever happens (Ctrl-C included)."""
+        config = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        with interrupts_as_exceptions():
+            stack = LocalStack(
+                StackSettings(
+                    run_dir=self.out,
+                    torch_threads=config.torch_threads,
+                    start_timeout=config.service_start_timeout,
+                    redis_url=os.environ.get("REDIS_URL") or None,
+                )
+            )
+            try:
+                with self.clock.stage("setup"):
+                    models, data = self.prepare()
+                    stack.start_queue()
+                    where = "embedded" if stack.redis else "given"
+                    self.say(f"redis {stack.redis_url} ({where}); logs in {stack.logs}")
+                    # Start what can start now; it loads on the idle core while SFT trains.
+                    stack.start_generator(models["policy"])
+                    stack.start_rewarder("gold_rewarder", function=GOLD_FUNCTION)
+                with TrainerClient(stack.redis_url) as trainer:
+                    with self.clock.stage("sft"):
+                        job = self.sft_job(models["policy"], data)
+                        sft = self.train(trainer, job, "1/3 SFT", stack.processes["trainer"])
+                    with self.clock.stage("reward_model"):
+                        rm_start = sft.checkpoint if config.reward_model.init_from_sft else models["reward"]
+                        job = self.reward_job(str(rm_start), data)
+                        rm = self.train(trainer, job, "2/3 reward model", stack.processes["trainer"])
+                self.say(self.describe_rm(rm))
+                with self.clock.stage("start_services"):
+                    proxy_url = stack.start_rewarder("proxy_rewarder", model=rm.checkpoint)
+                    stack.start_orchestrator(stack.urls["generator"], proxy_url)
+                    stack.wait_healthy()
+                with self.clock.stage("raft"):
+                    run = self.raft(stack, sft.checkpoint, data)
+                checkpoints = [sft.checkpoint] + [it.checkpoint or "" for it in run.iterations]
+                with self.clock.stage("evaluate"):
+                    evaluations = asyncio.run(self.evaluate(stack, checkpoints, data))
+            finally:
+                swept = stack.close()
+                if swept:
+                    self.say(f"removed {len(swept)} temp entries left by interrupted writers")
+            with self.clock.stage("perplexity"):
+                ppl = self.perplexity(checkpoints, data)
+            report = build_report(
+                config=config,
+                data_card=data.card,
+                sft=sft,
+                reward_model=rm,
+                run=run,
+                checkpoints=checkpoints,
+                evaluations=evaluations,
+                perplexities=ppl,
+                stage_seconds=dict(self.clock.seconds),
+                wall_seconds=self.clock.total,
+            )
+            write_report(report, self.out)
+            return report
+
+    # -- stage 0 -----------------------------------------------------------------------------------
+
+    def prepare(self) -> tuple[dict[str, Path], DemoData]:
+        config = self.config
+        self.say(f"building tiny models and the demo data in {self.out} (profile {config.profile})")
+        models = build_demo_models(self.out / "models", config.models.tiny_config(config.seed))
+        d = config.data
+        data = build_demo_data(
+            self.out / "data",
+            seed=config.seed,
+            min_chars=d.min_chars,
+            max_chars=d.max_chars,
+            prompt_words=d.prompt_words,
+            eval_prompts=d.eval_prompts,
+            raft_prompts=d.raft_prompts,
+            sft_examples=d.sft_examples,
+            preference_pairs_count=d.preference_pairs,
+            pair_min_gap=d.pair_min_gap,
+        )
+        card = data.card
+        self.say(
+            f"data: {card['sft_examples']} SFT pairs, {card['preference_pairs']} preference pairs, "
+            f"{card['raft_prompts']} RAFT prompts, {card['eval_prompts']} eval prompts"
+        )
+        return models, data
+
+    # -- stages 1 and 2: trainer jobs through Redis -------------------------------------------------
+
+    def job_id(self, kind: str, *parts: object) -> str:
+        """The job id names the checkpoint (the trainer is idempotent per id): hashing what decides
+        the result means a re-run with the same settings reuses it, and changed settings train anew."""
+        digest = hashlib.sha256(json.dumps([self.config.seed, *parts], sort_keys=True, default=str).encode())
+        return f"demo-{kind}-{digest.hexdigest()[:10]}"
+
+    def sft_job(self, policy: Path, data: DemoData) -> SFTJob:
+        c = self.config
+        training = TrainingConfig(
+            max_steps=c.sft.steps,
+            per_device_batch_size=c.sft.batch_size,
+            learning_rate=c.sft.learning_rate,
+            warmup_ratio=c.sft.warmup_ratio,
+            loss_on=c.sft.loss_on,
+            max_length=c.models.n_positions,
+            seed=c.seed,
+            logging_steps=10,
+        )
+        parts = (c.models.model_dump(), c.data.model_dump(), training.model_dump())
+        return SFTJob(
+            job_id=self.job_id("sft", *parts),
+            model=str(policy),
+            data=str(data.sft),
+            output_dir=str(self.out / "checkpoints"),
+            training=training,
+        )
+
+    def reward_job(self, start: str, data: DemoData) -> RewardModelJob:
+        c = self.config
+        training = TrainingConfig(
+            epochs=c.reward_model.epochs,
+            per_device_batch_size=c.reward_model.batch_size,
+            learning_rate=c.reward_model.learning_rate,
+            warmup_ratio=0.05,
+            max_length=c.models.n_positions,
+            seed=c.seed,
+            logging_steps=10,
+        )
+        parts = (start, c.data.model_dump(), training.model_dump(), c.reward_model.model_dump())
+        return RewardModelJob(
+            job_id=self.job_id("rm", *parts),
+            model=start,
+            data=str(data.preferences),
+            output_dir=str(self.out / "checkpoints"),
+            training=training,
+            eval_fraction=c.reward_model.eval_fraction,
+        )
+
+    def train(
+        self, trainer: TrainerClient, job: SFTJob | RewardModelJob, label: str, worker: ServiceProcess
+    ) -> JobResult:
+        """Submit through Redis and follow the job with a bar (steps, loss). A job waits in the queue
+        until a worker takes it, so a worker that died must be noticed here or the wait never ends."""
+        trainer.submit(job)
+        with tqdm(desc=label, unit="step", dynamic_ncols=True, leave=True) as bar:
+
+            def on_progress(progress: JobProgress) -> None:
+                if not worker.alive():
+                    raise DemoFailed(f"the trainer worker exited:\n{worker.log_tail()}")
+                if progress.total_steps and bar.total != progress.total_steps:
+                    bar.total = progress.total_steps
+                bar.n = progress.step
+                postfix = {"state": progress.state.lower()}
+                if progress.loss is not None:
+                    postfix["loss"] = f"{progress.loss:.3f}"
+                bar.set_postfix(postfix, refresh=True)
+
+            try:
+                return trainer.wait(job.job_id, poll_interval=0.5, on_progress=on_progress)
+            except DemoFailed:
+                raise
+            except Exception as exc:
+                raise DemoFailed(f"{label} failed: {exc} (see the trainer log)") from exc
+
+    def describe_rm(self, rm: JobResult) -> str:
+        accuracy = rm.metrics.get("eval_accuracy")
+        shown = f"{accuracy:.3f}" if accuracy is not None else "n/a"
+        return f"proxy reward model: held-out pairwise accuracy {shown} (gold-labelled pairs)"
+
+    # -- stage 3: RAFT through the orchestrator ------------------------------------------------------
+
+    def raft_request(self, stack: LocalStack, policy: str, data: DemoData) -> RunRequest:
+        c, r = self.config, self.config.raft
+        return RunRequest(
+            policy=policy,
+            prompts=str(data.raft_prompts),
+            rewarder_url=stack.urls["proxy_rewarder"],
+            gold_rewarder_url=stack.urls["gold_rewarder"],
+            num_iterations=r.iterations,
+            prompts_per_iteration=r.prompts_per_iteration,
+            k=r.k,
+            selection=r.selection,
+            global_fraction=r.global_fraction,
+            temperature=r.temperature,
+            top_p=r.top_p,
+            top_k=0,
+            max_new_tokens=r.max_new_tokens,
+            training=TrainingConfig(
+                epochs=r.epochs,
+                learning_rate=r.learning_rate,
+                per_device_batch_size=r.batch_size,
+                warmup_ratio=r.warmup_ratio,
+                max_length=c.models.n_positions,
+                seed=c.seed,
+                logging_steps=10,
+            ),
+            seed=c.seed,
+            eval_prompts=str(data.eval_prompts),
+            max_eval_prompts=c.data.eval_prompts,
+        )
+
+    def raft(self, stack: LocalStack, policy: str, data: DemoData) -> RunView:
+        """``POST /iterations``, then follow ``GET /iterations/{id}`` with a bar until it ends."""
+        body = self.raft_request(stack, policy, data).model_dump(mode="json", exclude_none=True)
+        base = stack.urls["orchestrator"]
+        with httpx.Client(base_url=base, headers=stack.auth_headers, timeout=30.0) as http:
+            created = http.post("/iterations", json=body)
+            if created.status_code != 202:
+                raise DemoFailed(f"POST /iterations answered {created.status_code}: {created.text}")
+            run_id = created.json()["id"]
+            self.say(f"RAFT run {run_id}: {base}/iterations/{run_id}")
+            total = self.config.raft.iterations
+            with tqdm(total=100.0, desc="3/3 RAFT", unit="%", dynamic_ncols=True, leave=True) as bar:
+                bar.bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]"
+                while True:
+                    view = RunView.model_validate(http.get(f"/iterations/{run_id}").raise_for_status().json())
+                    bar.n = max(bar.n, view.percent_complete)  # gold scoring restarts "score"
+                    bar.set_postfix(
+                        {
+                            "iteration": f"{min(view.current_iteration + 1, total)}/{total}",
+                            "stage": view.stage or view.status,
+                        },
+                        refresh=True,
+                    )
+                    if view.status in _FINAL:
+                        break
+                    time.sleep(0.5)
+        if view.status != "succeeded":
+            raise DemoFailed(f"RAFT run {run_id} {view.status}: {view.error} (see logs/orchestrator.log)")
+        return view
+
+    # -- stage 4: judge every checkpoint ---------------------------------------------------------------
+
+    async def evaluate(self, stack: LocalStack, checkpoints: list[str], data: DemoData) -> list[dict]:
+        c = self.config
+        prompts = load_prompts(data.eval_prompts)[: c.data.eval_prompts]
+        params = SamplingParams(
+            max_tokens=c.raft.max_new_tokens,
+            temperature=c.eval.temperature or c.raft.temperature,
+            top_p=c.raft.top_p,
+            top_k=0,
+            seed=c.seed + 12345,  # one seed for all checkpoints: rows differ only by the weights
+        )
+        token = stack.token
+        async with (
+            CompletionsClient(stack.urls["generator"], api_token=token) as generator,
+            RewarderClient(stack.urls["proxy_rewarder"], api_token=token) as proxy,
+            RewarderClient(stack.urls["gold_rewarder"], api_token=token) as gold,
+        ):
+            clients = EvalClients(generator, proxy, gold)
+            results = []
+            for index, checkpoint in enumerate(tqdm(checkpoints, desc="evaluate", unit="ckpt", leave=True)):
+                results.append(
+                    await evaluate_checkpoint(
+                        clients,
+                        checkpoint,
+                        prompts,
+                        c.eval.samples,
+                        params,
+                        self.out / "eval" / f"iter-{index:02d}-samples.json",
+                    )
+                )
+        return results
+
+    def perplexity(self, checkpoints: list[str], data: DemoData) -> list[float]:
+        pairs = load_pairs(data.heldout)[: self.config.eval.perplexity_examples]
+        with tqdm(total=len(checkpoints), desc="perplexity", unit="ckpt", leave=True) as bar:
+            return perplexities(checkpoints, pairs, on_done=lambda: bar.update(1))
