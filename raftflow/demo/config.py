@@ -58,7 +58,12 @@ class SFTOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(default=450, ge=1, description="Optimizer steps; the demo's main time budget.")
+    steps: int = Field(
+        default=700,
+        ge=1,
+        description="Optimizer steps (batch 32, ~2.5 min). 450 was enough for seed 0 but left seed 1 on the "
+        "early loss plateau (4.93 vs 4.55), and its weak reward model was then hacked.",
+    )
     batch_size: int = Field(default=32, ge=1)
     learning_rate: float = Field(default=3e-3, gt=0)
     warmup_ratio: float = Field(default=0.05, ge=0, le=1)
