@@ -49,6 +49,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     up.add_argument("--policy", help="checkpoint the generator serves (default: a new tiny policy)")
     up.add_argument("--reward", help="reward model the proxy rewarder serves (default: a new tiny one)")
     up.add_argument("--seed", type=int, default=0)
+    up.add_argument(
+        "--start-timeout", type=float, default=180.0, help="seconds to wait for each service's /health"
+    )
     up.set_defaults(handler=_up)
 
 
@@ -149,7 +152,15 @@ def _up(args: argparse.Namespace) -> int:
                 policy = policy or str(models["policy"])
                 reward = reward or str(models["reward"])
             data = build_demo_data(out / "data", seed=config.seed)
-            stack = LocalStack(StackSettings(run_dir=out, redis_url=os.environ.get("REDIS_URL")))
+            # Hub ids (not local dirs) need the network; local checkpoints load without it.
+            offline = all(Path(p).is_dir() for p in (policy, reward))
+            settings = StackSettings(
+                run_dir=out,
+                redis_url=os.environ.get("REDIS_URL"),
+                offline=offline,
+                start_timeout=args.start_timeout,
+            )
+            stack = LocalStack(settings)
             stack.run_dir.mkdir(parents=True, exist_ok=True)
             stack.start_queue()
             generator = stack.start_generator(policy)

@@ -121,6 +121,7 @@ class StackSettings:
     torch_threads: int = 1
     start_timeout: float = 180.0
     redis_url: str | None = None  # None: an embedded redis-server for this run
+    offline: bool = True  # HF_HUB_OFFLINE for the services: local checkpoints only, no 45 s hub retries
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
 
@@ -146,13 +147,13 @@ class LocalStack:
 
     def service_env(self) -> dict[str, str]:
         """What every child gets: the run's token, one torch thread each (they share the CPU; several
-        multi-threaded torch processes on 2 cores slow each other 10x), offline hub, the queue."""
+        multi-threaded torch processes on 2 cores slow each other 10x), the queue, and (unless hub ids
+        are served) the offline switches."""
+        offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
         return {
+            **(offline if self.settings.offline else {}),
             "RAFTFLOW_API_TOKEN": self.token,
             "RAFTFLOW_TORCH_THREADS": str(self.settings.torch_threads),
-            "HF_HUB_OFFLINE": "1",
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_DATASETS_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "PYTHONUNBUFFERED": "1",
             "REDIS_URL": self.redis_url,
