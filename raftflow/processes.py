@@ -93,7 +93,10 @@ class ServiceProcess:
             self.process.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None:
+            return
         if not self.alive():
+            self._signal_group(signal.SIGKILL)  # the leader is gone; reap whatever it left in its group
             return
         self._signal_group(signal.SIGTERM)
         try:
@@ -103,7 +106,9 @@ class ServiceProcess:
             self.kill()
 
     def _signal_group(self, sig: signal.Signals) -> None:
-        if self.process is None or self.process.poll() is not None:
+        # Signal the group even when its leader has already exited: its children (uvicorn or Celery
+        # workers) may still be alive in it.
+        if self.process is None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
