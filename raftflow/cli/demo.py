@@ -129,7 +129,6 @@ def _up(args: argparse.Namespace) -> int:
 
     from raftflow.demo.config import DemoConfig
     from raftflow.demo.data import build_demo_data
-    from raftflow.demo.models import build_demo_models
     from raftflow.demo.stack import (
         GOLD_FUNCTION,
         LocalStack,
@@ -137,6 +136,7 @@ def _up(args: argparse.Namespace) -> int:
         StackSettings,
         interrupts_as_exceptions,
     )
+    from raftflow.tiny_models import build_models
 
     out = Path(args.out).resolve()
     config = DemoConfig(seed=args.seed)
@@ -148,7 +148,7 @@ def _up(args: argparse.Namespace) -> int:
             reward_format = "auto" if args.reward else "hh"
             if policy is None or reward is None:
                 _say(f"building tiny models in {out / 'models'}")
-                models = build_demo_models(out / "models", config.models.tiny_config(config.seed))
+                models = build_models(out / "models", config.models.tiny_config(config.seed))
                 policy = policy or str(models["policy"])
                 reward = reward or str(models["reward"])
             data = build_demo_data(out / "data", seed=config.seed)

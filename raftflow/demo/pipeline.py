@@ -33,13 +33,13 @@ from raftflow.data import load_pairs, load_prompts
 from raftflow.demo.config import DemoConfig
 from raftflow.demo.data import DemoData, build_demo_data
 from raftflow.demo.evaluation import EvalClients, evaluate_checkpoint, perplexities
-from raftflow.demo.models import build_demo_models
 from raftflow.demo.report import DemoReport, build_report, write_report
 from raftflow.demo.stack import GOLD_FUNCTION, LocalStack, StackSettings, interrupts_as_exceptions
 from raftflow.processes import ServiceProcess
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest, RunView
+from raftflow.tiny_models import build_models
 
 Say = Callable[[str], None]
 _FINAL = ("succeeded", "failed", "cancelled")
@@ -144,7 +144,7 @@ class DemoPipeline:
     def prepare(self) -> tuple[dict[str, Path], DemoData]:
         config = self.config
         self.say(f"building tiny models and the demo data in {self.out} (profile {config.profile})")
-        models = build_demo_models(self.out / "models", config.models.tiny_config(config.seed))
+        models = build_models(self.out / "models", config.models.tiny_config(config.seed))
         d = config.data
         data = build_demo_data(
             self.out / "data",
