@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test demo lint bench clean
+.PHONY: venv test demo lint bench reliability-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -28,6 +28,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/generator.py; $(BIN)/python bench/rewarder.py; $(BIN)/python bench/trainer.py; $(BIN)/python bench/iteration.py
+
+# Re-runs the fault-injection, fuzzing and security tests and rewrites docs/reliability.md from what
+# they tried and saw.
+reliability-report: $(STAMP)
+	$(BIN)/python -m pytest -q tests/reliability --reliability-report docs/reliability.md
 
 clean:
 	rm -rf $(VENV) models artifacts runs .pytest_cache

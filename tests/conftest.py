@@ -104,3 +104,12 @@ def start_service(tmp_path: Path) -> Iterator:
     yield start
     for process in reversed(started):
         process.stop()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-report",
+        metavar="PATH",
+        default=None,
+        help="write what tests/reliability tried and saw as Markdown to PATH (make reliability-report)",
+    )
