@@ -45,6 +45,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 class QuietReporter:
+    """Keeps only the last iteration's metrics (their ``*_s`` entries are the stage wall times)."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+
     def stage(self, iteration: int, progress: StageProgress) -> None:
         pass
 
@@ -52,7 +57,7 @@ class QuietReporter:
         pass
 
     def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
-        pass
+        self.metrics = metrics
 
 
 class LocalSampler:
@@ -118,11 +123,16 @@ def request_for(models: dict[str, Path], prompts_file: Path, prompts: int, k: in
     )
 
 
-async def timed_iteration(request: RunRequest, backends: Backends, run_dir: Path) -> float:
-    ctx = RunContext(run_id=run_dir.name, request=request, run_dir=run_dir, reporter=QuietReporter())
+Timing = tuple[float, dict[str, float]]  # (seconds, stage wall times)
+
+
+async def timed_iteration(request: RunRequest, backends: Backends, run_dir: Path) -> Timing:
+    reporter = QuietReporter()
+    ctx = RunContext(run_id=run_dir.name, request=request, run_dir=run_dir, reporter=reporter)
     start = time.perf_counter()
     await run_iteration(ctx, backends, 0, request.policy, _prompts(request), [])
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return seconds, {k: v for k, v in reporter.metrics.items() if k.endswith("_s")}
 
 
 def _prompts(request: RunRequest) -> list[str]:
@@ -131,7 +141,7 @@ def _prompts(request: RunRequest) -> list[str]:
     return load_prompts(request.prompts)
 
 
-async def in_process_time(request: RunRequest, models: dict[str, Path], run_dir: Path) -> float:
+async def in_process_time(request: RunRequest, models: dict[str, Path], run_dir: Path) -> Timing:
     from services.generator.engine.transformers_engine import TransformersEngine
     from services.generator.metrics import GeneratorMetrics
     from services.generator.settings import GeneratorSettings
@@ -153,7 +163,7 @@ async def in_process_time(request: RunRequest, models: dict[str, Path], run_dir:
         await engine.close()
 
 
-async def services_time(request: RunRequest, settings: OrchestratorSettings, run_dir: Path) -> float:
+async def services_time(request: RunRequest, settings: OrchestratorSettings, run_dir: Path) -> Timing:
     async with AsyncExitStack() as stack:
         backends = await open_backends(settings, request, stack)
         return await timed_iteration(request, backends, run_dir)
@@ -219,7 +229,7 @@ async def main() -> int:
         for repeat in range(args.repeats):
             service_runs.append(await services_time(request, settings, tmp / f"svc-{repeat}"))
             local_runs.append(await in_process_time(request, models, tmp / f"local-{repeat}"))
-        service, local = min(service_runs), min(local_runs)
+        (service, service_stages), (local, local_stages) = min(service_runs), min(local_runs)
         print(
             f"\nOne RAFT iteration, {args.prompts} prompts x K={args.k}, {args.max_new_tokens} new tokens "
             f"(best of {args.repeats}, {os.cpu_count()} CPUs, 1 torch thread per process)"
@@ -228,6 +238,9 @@ async def main() -> int:
         print(f"{'services (HTTP + Redis)':<28}{service:>10.2f}")
         print(f"{'in-process':<28}{local:>10.2f}")
         ratio = service / local
+        print(f"{'stage (s)':<28}{'services':>10}{'in-process':>12}")
+        for key in sorted(service_stages):
+            print(f"{key:<28}{service_stages[key]:>10.2f}{local_stages.get(key, float('nan')):>12.2f}")
         print(
             f"services / in-process = {ratio:.3f}  (target <= 1.10: {'met' if ratio <= 1.10 else 'MISSED'})"
         )
@@ -236,7 +249,7 @@ async def main() -> int:
         print(f"{'prompts x K':<14}{'samples':>9}{'seconds':>10}{'s / sample':>12}")
         for size in (args.prompts, 2 * args.prompts, 4 * args.prompts):
             req = request_for(models, prompts_file, size, args.k, args.max_new_tokens)
-            seconds = await services_time(req, settings, tmp / f"size-{size}")
+            seconds, _ = await services_time(req, settings, tmp / f"size-{size}")
             samples = size * args.k
             print(f"{f'{size} x {args.k}':<14}{samples:>9}{seconds:>10.2f}{seconds / samples:>12.4f}")
     finally:

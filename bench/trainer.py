@@ -234,7 +234,8 @@ def main() -> int:
             name="trainer",
             args=python_module("services.trainer"),
             log_path=tmp / "worker.log",
-            env={"REDIS_URL": url},
+            # A fresh child per job, like the plain side's fresh process per run: both sides cold.
+            env={"REDIS_URL": url, "TRAINER_MAX_TASKS_PER_CHILD": "1"},
             cwd=REPO_ROOT,
         ).start()
         plain: list[Run] = []

@@ -111,8 +111,9 @@ class QueueTrainer:
                 )
             on_progress(progress)
 
-        # Poll often: a coarse interval adds up to a whole interval of idle time to every iteration.
-        return await asyncio.to_thread(self.client.wait, job.job_id, None, 0.2, watch)
+        # Poll often: a coarse interval adds up to a whole interval of idle time to every iteration
+        # (one small Redis read per poll; the loop writes its store only when progress changes).
+        return await asyncio.to_thread(self.client.wait, job.job_id, None, 0.05, watch)
 
 
 async def open_backends(

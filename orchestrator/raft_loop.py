@@ -260,8 +260,15 @@ async def train_stage(
         training=training,
     )
 
+    last_seen: list[JobProgress] = []
+
     def on_progress(progress: JobProgress) -> None:
         ctx.check_cancelled()  # raised inside the trainer client's wait loop: stops waiting
+        # The client polls often (a coarse poll idles the whole loop); the store is written only when
+        # the worker reported something new.
+        if last_seen and last_seen[0] == progress:
+            return
+        last_seen[:] = [progress]
         ctx.reporter.stage(
             index,
             StageProgress(

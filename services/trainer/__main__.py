@@ -1,8 +1,9 @@
 """``python -m services.trainer [celery worker options]``: the trainer worker with safe defaults.
 
-prefork with one child per job (``--max-tasks-per-child=1``): every job starts in a fresh process, so
-memory is returned after each and CUDA is first initialised in the child, never in a parent that
-forks. Extra arguments go to ``celery worker`` and override these defaults (the last value wins).
+prefork with one job at a time in a child process that is reused for up to ``TRAINER_MAX_TASKS_PER_CHILD``
+jobs: CUDA is first initialised in the child, never in the parent that forks, and a warm child starts
+the next RAFT iteration's job without re-importing torch. Extra arguments go to ``celery worker`` and
+override these defaults (the last value wins).
 """
 
 from __future__ import annotations

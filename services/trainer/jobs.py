@@ -112,7 +112,7 @@ def _run(
 
     wait_for_preload()
     from services.trainer.progress import ProgressReporter
-    from services.trainer.runtime import prepare_runtime
+    from services.trainer.runtime import prepare_runtime, release_device_memory
 
     runtime = prepare_runtime(settings)
     callbacks = (
@@ -120,7 +120,12 @@ def _run(
         if progress_callback is not None
         else []
     )
-    with output.staging() as staging:
-        metrics = train(job, data, staging, runtime, callbacks)
-        result = JobResult(job_id=job.job_id, kind=job.kind, checkpoint=str(output.final), metrics=metrics)
-        return output.commit(staging, result)
+    try:
+        with output.staging() as staging:
+            metrics = train(job, data, staging, runtime, callbacks)
+            result = JobResult(
+                job_id=job.job_id, kind=job.kind, checkpoint=str(output.final), metrics=metrics
+            )
+            return output.commit(staging, result)
+    finally:
+        release_device_memory(runtime)

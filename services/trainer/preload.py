@@ -1,10 +1,10 @@
 """Warm each fresh worker child: import the training stack in the background while it waits for a job.
 
-With ``--max-tasks-per-child=1`` every job gets a new child, which would otherwise spend seconds
-importing torch and transformers after the job arrives. The import happens after the fork, in the
-child, and touches no CUDA, so the rule that CUDA is first initialised in the process that uses it
-still holds. A thread, because Celery kills a child whose start-up takes longer than
-``worker_proc_alive_timeout`` (4 s). A job that arrives mid-import waits for the thread to finish
+A new child (at start-up, after a crash, or when ``TRAINER_MAX_TASKS_PER_CHILD`` recycles one) would
+otherwise spend seconds importing torch and transformers after its first job arrives. The import
+happens after the fork, in the child, and touches no CUDA, so the rule that CUDA is first initialised
+in the process that uses it still holds. A thread, because Celery kills a child whose start-up takes
+longer than ``worker_proc_alive_timeout`` (4 s). A job that arrives mid-import waits for the thread to finish
 (:func:`wait_for_preload`) rather than importing the same modules concurrently from two threads.
 """
 

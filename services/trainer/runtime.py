@@ -3,6 +3,7 @@ shared settings (``RAFTFLOW_DEVICE``, ``RAFTFLOW_TORCH_THREADS``)."""
 
 from __future__ import annotations
 
+import gc
 import warnings
 from dataclasses import dataclass
 
@@ -34,3 +35,12 @@ def prepare_runtime(settings: TrainerSettings) -> Runtime:
         bf16=default_dtype(device) == torch.bfloat16,
         trust_remote_code=settings.trust_remote_code,
     )
+
+
+def release_device_memory(runtime: Runtime) -> None:
+    """Hand a finished (or failed) job's GPU memory back: a worker child runs many jobs, and torch's
+    caching allocator would otherwise keep the last model's blocks reserved, out of reach of the
+    generator or rewarder sharing the card. On CPU the allocator reuses freed memory by itself."""
+    if runtime.device.type == "cuda":
+        gc.collect()  # the model may sit in a reference cycle (Trainer <-> callbacks)
+        torch.cuda.empty_cache()
