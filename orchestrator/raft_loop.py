@@ -168,7 +168,7 @@ async def run_iteration(
             gold = np.array(
                 await _cached(
                     out / "gold_scores.json",
-                    lambda: score_stage(ctx, backends.gold_scorer, index, batch, texts, stage="score"),
+                    lambda: score_stage(ctx, backends.gold_scorer, index, batch, texts, stage="gold_score"),
                 )
             )
 

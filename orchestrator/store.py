@@ -13,7 +13,15 @@ from orchestrator.db import IterationRow, RunRow, utcnow
 from raftflow.schemas.runs import IterationView, RunRequest, RunView, StageProgress
 
 # Rough share of an iteration's wall time per stage, for the whole-run percentage.
-_STAGE_WEIGHTS = {"sample": 0.35, "score": 0.1, "select": 0.02, "train": 0.45, "load": 0.03, "eval": 0.05}
+_STAGE_WEIGHTS = {
+    "sample": 0.35,
+    "score": 0.08,
+    "gold_score": 0.02,
+    "select": 0.02,
+    "train": 0.45,
+    "load": 0.03,
+    "eval": 0.05,
+}
 _STAGE_ORDER = list(_STAGE_WEIGHTS)
 ACTIVE_STATUSES = ("queued", "running")
 

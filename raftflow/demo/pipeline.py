@@ -293,7 +293,7 @@ class DemoPipeline:
                 bar.bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]"
                 while True:
                     view = RunView.model_validate(http.get(f"/iterations/{run_id}").raise_for_status().json())
-                    bar.n = max(bar.n, view.percent_complete)  # gold scoring restarts "score"
+                    bar.n = max(bar.n, view.percent_complete)  # a resumed stage may report less
                     bar.set_postfix(
                         {
                             "iteration": f"{min(view.current_iteration + 1, total)}/{total}",

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 from raftflow.schemas.jobs import TrainingConfig
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-Stage = Literal["sample", "score", "select", "train", "load", "eval", "done"]
+Stage = Literal["sample", "score", "gold_score", "select", "train", "load", "eval", "done"]
 
 
 class RunRequest(BaseModel):

@@ -39,6 +39,13 @@ def test_store_tracks_a_run_through_its_iterations(store: RunStore) -> None:
     assert view.progress.fraction == 0.25
     assert 0 < view.percent_complete < 50
 
+    # Progress only moves forward through the stages, gold scoring included (it has its own stage).
+    seen = []
+    for stage in ("score", "gold_score", "select", "train"):
+        store.set_stage(row.id, 0, stage, StageProgress(stage=stage, done=0, total=4))
+        seen.append(to_view(store.get(row.id), "http://x").percent_complete)
+    assert seen == sorted(seen) and len(set(seen)) == 4 and seen[-1] < 50
+
     store.finish_iteration(row.id, 0, "/ckpt/0", {"on_policy_reward": 0.5})
     view = to_view(store.get(row.id), "http://x")
     assert view.policy == "/ckpt/0" and view.current_iteration == 1
