@@ -13,14 +13,9 @@ Failures are typed for the orchestrator: a server that stays unreachable or keep
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import httpx
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_exponential
-
-from raftflow.clients.errors import ComponentRejected, ComponentUnavailable
+from raftflow.clients.http import ServiceHTTP, gather_failfast
 from raftflow.schemas.generation import (
     LogprobsRequest,
     LogprobsResponse,
@@ -29,60 +24,8 @@ from raftflow.schemas.generation import (
     derive_seed,
 )
 
-T = TypeVar("T")
-
 COMPONENT = "generator"
 _CHUNKS_IN_FLIGHT = 2
-
-
-async def with_retries(
-    call: Callable[[], Awaitable[T]],
-    *,
-    component: str,
-    url: str,
-    retry_seconds: float,
-    transient: Callable[[BaseException], bool],
-) -> T:
-    """Await ``call()``, retrying transient failures with exponential backoff for up to
-    ``retry_seconds``; then raise :class:`ComponentUnavailable` naming the component and how long it
-    was waited for. Non-transient errors propagate at once."""
-    started = time.monotonic()
-    try:
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(transient),
-            stop=stop_after_delay(retry_seconds),
-            wait=wait_exponential(multiplier=0.25, max=5.0),
-            reraise=True,
-        ):
-            with attempt:
-                return await call()
-    except Exception as exc:
-        if transient(exc):
-            raise ComponentUnavailable(component, url, time.monotonic() - started, exc) from exc
-        raise
-    raise AssertionError("unreachable: tenacity either returns or raises")
-
-
-async def gather_failfast(awaitables: list[Awaitable[T]]) -> list[T]:
-    """Results in order; on the first failure the others are cancelled and THAT error is raised
-    (not the ExceptionGroup a TaskGroup raises), so callers catch ComponentUnavailable/Rejected."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_as_coroutine(awaitable)) for awaitable in awaitables]
-    except ExceptionGroup as failures:
-        raise failures.exceptions[0] from None
-    return [task.result() for task in tasks]
-
-
-async def _as_coroutine(awaitable: Awaitable[T]) -> T:
-    return await awaitable
-
-
-def _transient_http(exc: BaseException) -> bool:
-    """Connection failures, timeouts and 5xx: the server may come back (restart, reload, overload)."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code >= 500
-    return isinstance(exc, httpx.TransportError)
 
 
 class CompletionsClient:
@@ -97,13 +40,9 @@ class CompletionsClient:
     ) -> None:
         if prompts_per_request < 1:
             raise ValueError("prompts_per_request must be >= 1")
-        self.base_url = base_url.rstrip("/")
-        self.retry_seconds = retry_seconds
+        self._service = ServiceHTTP(COMPONENT, base_url, api_token, timeout, retry_seconds)
+        self.base_url = self._service.base_url
         self.prompts_per_request = prompts_per_request
-        headers = {"Authorization": f"Bearer {api_token}"} if api_token else {}
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0)
-        )
         self._model = model
         self._raftflow_server: bool | None = None
 
@@ -114,7 +53,7 @@ class CompletionsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._service.aclose()
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         """``n`` samples for each prompt, grouped per prompt in input order.
@@ -215,31 +154,10 @@ class CompletionsClient:
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     async def _request(self, method: str, path: str, json: dict | None = None) -> dict:
-        async def once() -> dict:
-            response = await self._http.request(method, path, json=json)
-            if 400 <= response.status_code < 500:
-                raise ComponentRejected(COMPONENT, response.status_code, _detail(response))
-            response.raise_for_status()
-            return response.json()
-
-        return await with_retries(
-            once,
-            component=COMPONENT,
-            url=self.base_url + path,
-            retry_seconds=self.retry_seconds,
-            transient=_transient_http,
-        )
+        return await self._service.request(method, path, json)
 
 
 def _completion_tokens(choice: dict) -> int:
     if "completion_tokens" in choice:
         return int(choice["completion_tokens"])
     return len((choice.get("logprobs") or {}).get("tokens") or [])
-
-
-def _detail(response: httpx.Response) -> object:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text
-    return body.get("detail", body) if isinstance(body, dict) else body

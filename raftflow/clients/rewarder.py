@@ -10,27 +10,15 @@ retried (connection errors, timeouts, 5xx) for up to ``retry_seconds``, then rep
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_before_delay, wait_exponential
-
-from raftflow.clients.errors import ComponentRejected, ComponentUnavailable
+from raftflow.clients.http import ServiceHTTP
 
 COMPONENT = "rewarder"
 # Requests in flight per call: enough for the service to coalesce them into full batches, few enough
 # that one huge call does not monopolise the rewarder's queue.
 CONCURRENT_REQUESTS = 4
-
-
-class _ServerError(Exception):
-    """A 5xx answer: the service is up but failing or restarting, so it is worth retrying."""
-
-    def __init__(self, response: httpx.Response):
-        self.status_code = response.status_code
-        super().__init__(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
 class RewarderClient:
@@ -44,11 +32,9 @@ class RewarderClient:
     ):
         if items_per_request < 1:
             raise ValueError("items_per_request must be >= 1")
-        self.base_url = base_url.rstrip("/")
-        self.retry_seconds = retry_seconds
+        self._service = ServiceHTTP(COMPONENT, base_url, api_token, timeout, retry_seconds)
+        self.base_url = self._service.base_url
         self.items_per_request = items_per_request
-        headers = {"Authorization": f"Bearer {api_token}"} if api_token else None
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout)
 
     async def __aenter__(self) -> RewarderClient:
         return self
@@ -57,7 +43,7 @@ class RewarderClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._service.aclose()
 
     async def score(self, prompts: list[str], responses: list[str], normalize: bool = False) -> list[float]:
         """One score per (prompt, response), in order. ``normalize`` needs a rewarder started with a
@@ -95,33 +81,4 @@ class RewarderClient:
         return [score for chunk in results for score in chunk]
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        started = time.monotonic()
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type((httpx.TransportError, _ServerError)),
-            stop=stop_before_delay(self.retry_seconds),
-            wait=wait_exponential(multiplier=0.25, max=5.0),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    response = await self._http.request(method, path, json=body)
-                    if response.status_code >= 500:
-                        raise _ServerError(response)
-                    if response.status_code >= 400:
-                        raise ComponentRejected(COMPONENT, response.status_code, _detail(response))
-                    return response.json()
-        except (httpx.TransportError, _ServerError) as exc:
-            raise ComponentUnavailable(
-                COMPONENT, self.base_url + path, time.monotonic() - started, exc
-            ) from exc
-        raise AssertionError("unreachable: tenacity either returns or re-raises")
-
-
-def _detail(response: httpx.Response) -> object:
-    """FastAPI's ``detail`` (a message, or the list of 422 errors naming field and limit)."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return response.text
-    return payload.get("detail", payload) if isinstance(payload, dict) else payload
+        return await self._service.request(method, path, body)

@@ -21,7 +21,7 @@ from text_generation import errors as tgi_errors
 from text_generation.types import Response
 
 from raftflow.clients.errors import ComponentRejected
-from raftflow.clients.generator import gather_failfast, with_retries
+from raftflow.clients.http import auth_headers, gather_failfast, with_retries
 from raftflow.schemas.generation import (
     MAX_SEED,
     Sample,
@@ -69,8 +69,7 @@ class TGISamplerClient:
         self.base_url = base_url.rstrip("/")
         self.retry_seconds = retry_seconds
         self.component = component
-        headers = {"Authorization": f"Bearer {api_token}"} if api_token else None
-        self._client = AsyncClient(self.base_url, headers=headers, timeout=timeout)
+        self._client = AsyncClient(self.base_url, headers=auth_headers(api_token) or None, timeout=timeout)
         self._in_flight = asyncio.Semaphore(concurrency)
 
     async def __aenter__(self) -> TGISamplerClient:
