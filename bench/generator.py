@@ -102,7 +102,7 @@ def start_service(
             *("--max-n", str(args.n), "--log-level", "warning"),
         ),
         log_path=log_dir / "generator.log",
-        env={"RAFTFLOW_API_TOKEN": ""},
+        env={"RAFTFLOW_API_TOKEN": "", "RAFTFLOW_ALLOW_NO_AUTH": "1"},  # loopback only
         cwd=REPO_ROOT,
         health_url=url + "/health",
     ).start()

@@ -170,7 +170,8 @@ async def services_time(request: RunRequest, settings: OrchestratorSettings, run
 
 
 def start_stack(tmp: Path, models: dict[str, Path], redis_url: str) -> tuple[list[ServiceProcess], dict]:
-    env = {"REDIS_URL": redis_url, "RAFTFLOW_TORCH_THREADS": "1"}
+    # Auth off on purpose: a loopback-only benchmark stack (services refuse a tokenless start otherwise).
+    env = {"REDIS_URL": redis_url, "RAFTFLOW_TORCH_THREADS": "1", "RAFTFLOW_ALLOW_NO_AUTH": "1"}
     processes: list[ServiceProcess] = []
     urls = {}
     for name, module, model in (

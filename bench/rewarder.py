@@ -99,7 +99,7 @@ def bench_http(
             *("--log-level", "warning"),
         ),
         log_path=log_dir / f"rewarder-{batch_size}.log",
-        env={"RAFTFLOW_API_TOKEN": ""},
+        env={"RAFTFLOW_API_TOKEN": "", "RAFTFLOW_ALLOW_NO_AUTH": "1"},  # loopback only
         cwd=REPO_ROOT,
         health_url=url + "/health",
     ).start()

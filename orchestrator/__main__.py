@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
-
-import uvicorn
 
 from orchestrator.main import create_app
 from orchestrator.settings import OrchestratorSettings
+from raftflow.server import serve
 
 
 def main() -> None:
@@ -20,12 +18,14 @@ def main() -> None:
     parser.add_argument("--redis-url")
     parser.add_argument("--database-url")
     parser.add_argument("--artifacts-dir")
-    args = parser.parse_args()
-    settings = OrchestratorSettings(**{k: v for k, v in vars(args).items() if v is not None})
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    parser.add_argument(
+        "--path-root",
+        dest="path_roots",
+        action="append",
+        help="a directory run paths may point into; repeatable [ORCHESTRATOR_PATH_ROOTS, any]",
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    args = parser.parse_args()
+    serve(create_app, OrchestratorSettings(**{k: v for k, v in vars(args).items() if v is not None}))
 
 
 if __name__ == "__main__":

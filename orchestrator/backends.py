@@ -37,6 +37,12 @@ class GeneratorPolicyServer:
         if not _is_checkpoint(served.get("checkpoint"), served.get("version"), checkpoint):
             await self.client.load_checkpoint(checkpoint)
 
+    async def serves(self, checkpoint: str) -> bool:
+        """Whether the generator serves ``checkpoint`` now: the loop asks after each call, as a
+        generator restarted mid-call comes back on its start-up model (raft_loop.on_policy)."""
+        served = await self.client.models()
+        return _is_checkpoint(served.get("checkpoint"), served.get("version"), checkpoint)
+
     async def ensure_reference(self, checkpoint: str) -> None:
         """Make ``checkpoint`` (the run's initial policy) the generator's reference model, for the KL
         estimate; skipped when it already is (same path and version), as loads cost seconds."""

@@ -23,13 +23,15 @@ against the HTTP services in production and in one process in ``bench/iteration.
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, TypeVar
 
 import numpy as np
 
@@ -40,6 +42,11 @@ from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
 from raftflow.selection import Selection, select_global, select_local, valid_mask
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# Calls redone when the generator turns out to have lost the run's checkpoint mid-call.
+_POLICY_ATTEMPTS = 3
 
 
 class Sampler(Protocol):
@@ -56,6 +63,17 @@ class PolicyTrainer(Protocol):
 
 class PolicyServer(Protocol):
     async def ensure_loaded(self, checkpoint: str) -> None: ...
+
+
+class CheckablePolicyServer(PolicyServer, Protocol):
+    """A policy server that can say whether it still serves a checkpoint (raftflow's generator).
+
+    Detected with hasattr, not required. A generator that restarts mid-stage comes back serving its
+    start-up model, and the client's retry then succeeds against the wrong policy; with this check the
+    loop notices after each call, loads the checkpoint again and redoes the call (same seeds, same
+    samples)."""
+
+    async def serves(self, checkpoint: str) -> bool: ...
 
 
 class ScoringPolicyServer(PolicyServer, Protocol):
@@ -155,7 +173,9 @@ async def run_iteration(
     #    another run used the generator in between, it may be serving something else).
     with _timed(timings, "sample_s"):
         await backends.policy_server.ensure_loaded(policy)
-        samples = await _cached(out / "samples.json", lambda: sample_stage(ctx, backends, index, batch))
+        samples = await _cached(
+            out / "samples.json", lambda: sample_stage(ctx, backends, index, batch, policy)
+        )
     texts = [[s["text"] for s in row] for row in samples]
 
     # 3. Score every (prompt, response).
@@ -195,14 +215,22 @@ async def run_iteration(
     metrics = iteration_metrics(samples, rewards, gold, selection, result)
     if eval_prompts:
         with _timed(timings, "eval_s"):
-            metrics.update(await eval_stage(ctx, backends, index, eval_prompts))
+            metrics.update(
+                await on_policy(
+                    backends.policy_server,
+                    result.checkpoint,
+                    lambda: eval_stage(ctx, backends, index, eval_prompts),
+                )
+            )
     metrics.update(timings)
     write_json_atomic(out / "metrics.json", metrics)
     ctx.reporter.iteration_finished(index, result.checkpoint, metrics)
     return result.checkpoint
 
 
-async def sample_stage(ctx: RunContext, backends: Backends, index: int, batch: list[str]) -> list[list[dict]]:
+async def sample_stage(
+    ctx: RunContext, backends: Backends, index: int, batch: list[str], policy: str
+) -> list[list[dict]]:
     request = ctx.request
     k = request.samples_per_prompt
     chunk = ctx.sample_chunk_prompts
@@ -213,9 +241,28 @@ async def sample_stage(ctx: RunContext, backends: Backends, index: int, batch: l
             index, StageProgress(stage="sample", done=start * k, total=len(batch) * k, unit="samples")
         )
         params = sampling_params(request, seed=_chunk_seed(request.seed, index, start))
-        got = await backends.sampler.sample(batch[start : start + chunk], k, params)
+        prompts = batch[start : start + chunk]
+        got = await on_policy(
+            backends.policy_server, policy, partial(backends.sampler.sample, prompts, k, params)
+        )
         rows.extend([s.model_dump() for s in row] for row in got)
     return rows
+
+
+async def on_policy(server: PolicyServer, checkpoint: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``await call()``, a call to the generator made while it serves ``checkpoint`` (loaded before);
+    if afterwards it no longer serves it (it restarted on its start-up model while the client retried),
+    load it again and redo the call, so no sample or log-probability comes from the wrong policy."""
+    for _ in range(_POLICY_ATTEMPTS):
+        value = await call()
+        if not hasattr(server, "serves") or await server.serves(checkpoint):
+            return value
+        log.warning("the generator stopped serving %s during a call (restarted?); reloading it", checkpoint)
+        await server.ensure_loaded(checkpoint)
+    raise RuntimeError(
+        f"the generator stopped serving {checkpoint} during each of {_POLICY_ATTEMPTS} attempts "
+        "(restarting in a loop?)"
+    )
 
 
 async def score_stage(

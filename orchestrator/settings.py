@@ -36,6 +36,13 @@ class OrchestratorSettings(CommonSettings):
         description="Where runs write samples, scores, selected sets and checkpoints (shared with the "
         "trainer and generator: they must see the same paths).",
     )
+    path_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories a run's local paths (policy checkpoint, prompts, eval_prompts) must "
+        "resolve inside, after '..' and symlinks; ARTIFACTS_DIR is always allowed, and a policy that is "
+        "a hub id (owner/name, no local file of that name) stays allowed. Empty: any path (local use; "
+        "a warning at start-up). Env: a JSON list.",
+    )
     retry_seconds: float = Field(
         default=120.0,
         gt=0,
@@ -47,6 +54,11 @@ class OrchestratorSettings(CommonSettings):
     score_chunk_items: int = Field(default=256, ge=1, description="Items per rewarder request.")
     tgi_concurrency: int = Field(default=8, ge=1, description="Parallel requests to a TGI server.")
     request_timeout: float = Field(default=600.0, gt=0, description="Timeout of one HTTP call (seconds).")
+
+    def allowed_roots(self) -> list[Path]:
+        """Where run paths may point: the configured roots plus ARTIFACTS_DIR (runs read their own
+        checkpoints from there); empty when no roots are configured (unconfined)."""
+        return [*self.path_roots, self.artifacts_dir] if self.path_roots else []
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -5,13 +5,18 @@ token, dtype and device. ``from_pretrained`` takes a local directory or a hub id
 network access; set ``HF_HUB_OFFLINE=1`` offline, or it retries for ~45 s before failing).
 
 Safety defaults: weights load from safetensors only (``use_safetensors=True``: a pickle-based
-``pytorch_model.bin`` is refused) and ``trust_remote_code`` is off unless the caller turns it on.
+``pytorch_model.bin`` is refused, with :class:`UnsafeCheckpoint` naming the files for a local
+directory) and ``trust_remote_code`` is off unless the caller turns it on; while it is off, a config
+or tokenizer config that asks for custom code (``auto_map``) is refused too, rather than silently
+loaded with the built-in class of its ``model_type``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # torch is heavy and must not be imported by the Celery parent process
     import torch
@@ -20,6 +25,72 @@ if TYPE_CHECKING:  # torch is heavy and must not be imported by the Celery paren
 log = logging.getLogger(__name__)
 
 PaddingSide = Literal["left", "right"]
+
+# Weight files that are pickles (torch.save): loading one can run arbitrary code.
+PICKLE_WEIGHT_PATTERNS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
+
+
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint refused for safety: pickle-only weights, or custom code while trust_remote_code
+    is off. Services report it as the reason a load failed (the generator's 422, the rewarder's
+    start-up error)."""
+
+
+def check_weights_format(name_or_path: str) -> None:
+    """Refuse a local checkpoint whose weights exist only as pickles.
+
+    ``use_safetensors=True`` already refuses them, but with "no file named model.safetensors", which
+    does not say why; this names the files and the remedy. Hub ids are left to ``use_safetensors``.
+    """
+    path = Path(name_or_path)
+    if not path.is_dir() or any(path.glob("*.safetensors")):
+        return
+    pickled = sorted({file.name for pattern in PICKLE_WEIGHT_PATTERNS for file in path.glob(pattern)})
+    if pickled:
+        raise UnsafeCheckpoint(
+            f"{name_or_path} has only pickle weights ({', '.join(pickled)}), no .safetensors: raftflow "
+            "loads safetensors only, because unpickling a checkpoint can run arbitrary code. Convert it "
+            "where you trust it: save_pretrained(dir, safe_serialization=True)."
+        )
+
+
+def check_remote_code(name_or_path: str, trust_remote_code: bool = False) -> None:
+    """Refuse a checkpoint whose config.json or tokenizer_config.json maps Auto classes to its own
+    code (``auto_map``) while ``trust_remote_code`` is off.
+
+    transformers never runs that code with ``trust_remote_code=False``, but when ``model_type`` is
+    one it knows it silently loads its built-in class instead, which may not be the model the repo
+    describes. Refusing says what happened and which setting decides (RAFTFLOW_TRUST_REMOTE_CODE).
+    """
+    if trust_remote_code:
+        return
+    for filename in ("config.json", "tokenizer_config.json"):
+        auto_map = _config_file(name_or_path, filename).get("auto_map")
+        if auto_map:
+            classes = sorted(auto_map) if isinstance(auto_map, dict) else auto_map
+            raise UnsafeCheckpoint(
+                f"{name_or_path}: {filename} asks for custom code (auto_map: {classes}); refusing "
+                "while RAFTFLOW_TRUST_REMOTE_CODE is off. Turn it on only for a source you trust."
+            )
+
+
+def _config_file(name_or_path: str, filename: str) -> dict[str, Any]:
+    """A checkpoint's JSON config file as a dict; {} when it cannot be read (from_pretrained then
+    fails with its own message, or the file is simply absent)."""
+    path = Path(name_or_path)
+    try:
+        if path.is_dir():
+            file = path / filename
+            return json.loads(file.read_text()) if file.is_file() else {}
+        if filename == "config.json":
+            from transformers import PretrainedConfig
+
+            return PretrainedConfig.get_config_dict(name_or_path)[0]
+        from transformers.models.auto.tokenization_auto import get_tokenizer_config
+
+        return get_tokenizer_config(name_or_path)
+    except Exception:  # unreadable or unreachable: nothing here can ask for code to run
+        return {}
 
 
 def resolve_device(preference: str = "auto") -> torch.device:
@@ -56,6 +127,7 @@ def load_tokenizer(
     directly); training and classification want right padding."""
     from transformers import AutoTokenizer
 
+    check_remote_code(name_or_path, trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = padding_side
     if tokenizer.pad_token is None:
@@ -73,6 +145,8 @@ def load_causal_lm(
 ) -> PreTrainedModel:
     from transformers import AutoModelForCausalLM
 
+    check_weights_format(name_or_path)
+    check_remote_code(name_or_path, trust_remote_code)
     device = _as_device(device)
     model = AutoModelForCausalLM.from_pretrained(
         name_or_path,
@@ -97,6 +171,8 @@ def load_reward_model(
     """
     from transformers import AutoModelForSequenceClassification
 
+    check_weights_format(name_or_path)
+    check_remote_code(name_or_path, trust_remote_code)
     device = _as_device(device)
     model = AutoModelForSequenceClassification.from_pretrained(
         name_or_path,
@@ -119,7 +195,6 @@ def checkpoint_version(name_or_path: str) -> str:
     """A short, stable id of a checkpoint's weights: the hash of the safetensors index or file
     listing (name, size, mtime). Cheap: never reads the weights themselves."""
     import hashlib
-    from pathlib import Path
 
     path = Path(name_or_path)
     if not path.is_dir():

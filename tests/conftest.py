@@ -28,6 +28,9 @@ DEFAULT_TEST_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 os.environ.setdefault("RAFTFLOW_TORCH_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Services refuse to start without an API token unless auth is explicitly off for local use; most
+# tests run tokenless services on loopback (tests/reliability/test_security.py checks the refusal).
+os.environ.setdefault("RAFTFLOW_ALLOW_NO_AUTH", "1")
 
 
 @pytest.fixture(scope="session")

@@ -7,14 +7,22 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
+from orchestrator.paths import confine_run
 from orchestrator.plotting import plot_run
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
 from raftflow.data import DataError, load_prompts
+from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED, error_responses
 from raftflow.schemas.runs import RunCreated, RunRequest, RunView
 from raftflow.server import limit_error
 
-router = APIRouter(prefix="/iterations", tags=["iterations"])
+# The app puts the whole router behind the bearer check: every route can answer 401.
+router = APIRouter(prefix="/iterations", tags=["iterations"], responses=UNAUTHORIZED)
+
+# Far past any store's size, and inside every SQL integer type: an int over 64 bits was a 500 (SQLite's
+# OverflowError), not a 422.
+MAX_OFFSET = 2**31 - 1
+NO_RUN = error_responses(404, e404="No run with this id.")
 
 # owner/name: what a hub id looks like. Anything else must be an existing local directory.
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -28,7 +36,7 @@ def _manager(request: Request) -> RunManager:
     return request.app.state.manager
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunCreated)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=RunCreated, responses=BODY_ERRORS)
 def start_run(
     body: RunRequest,
     request: Request,
@@ -38,6 +46,7 @@ def start_run(
 ) -> RunCreated:
     """Validate the datasets up front (a typo should be a 422 now, not a failed run in an hour), then
     queue the run."""
+    body = confine_run(body, manager.settings)  # before anything is read from those paths
     _check_policy(body.policy)
     for field in ("prompts", "eval_prompts"):
         path = getattr(body, field)
@@ -58,13 +67,13 @@ def start_run(
 def list_runs(
     request: Request,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
     store: RunStore = Depends(_store),
 ) -> list[RunView]:
     return [to_view(row, str(request.base_url)) for row in store.list(limit, offset)]
 
 
-@router.get("/{run_id}", response_model=RunView, name="get_run")
+@router.get("/{run_id}", response_model=RunView, name="get_run", responses=NO_RUN)
 def get_run(run_id: str, request: Request, store: RunStore = Depends(_store)) -> RunView:
     row = store.get(run_id)
     if row is None:
@@ -72,7 +81,11 @@ def get_run(run_id: str, request: Request, store: RunStore = Depends(_store)) ->
     return to_view(row, str(request.base_url))
 
 
-@router.post("/{run_id}/cancel", response_model=RunView)
+@router.post(
+    "/{run_id}/cancel",
+    response_model=RunView,
+    responses={**NO_RUN, **error_responses(409, e409="The run has already finished.")},
+)
 def cancel_run(
     run_id: str,
     request: Request,
@@ -87,7 +100,11 @@ def cancel_run(
     return to_view(store.get(run_id), str(request.base_url))
 
 
-@router.get("/{run_id}/metrics.png", response_class=Response)
+@router.get(
+    "/{run_id}/metrics.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The run's metrics plot."}, **NO_RUN},
+)
 def run_plot(run_id: str, store: RunStore = Depends(_store)) -> Response:
     row = store.get(run_id)
     if row is None:

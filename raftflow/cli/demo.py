@@ -154,11 +154,15 @@ def _up(args: argparse.Namespace) -> int:
             data = build_demo_data(out / "data", seed=config.seed)
             # Hub ids (not local dirs) need the network; local checkpoints load without it.
             offline = all(Path(p).is_dir() for p in (policy, reward))
+            # The API stays on loopback but takes paths: confine them to the work dir, plus the
+            # directory of a local --policy (runs start from it and the trainer fine-tunes it).
+            roots = (out, Path(policy).resolve()) if Path(policy).is_dir() else (out,)
             settings = StackSettings(
                 run_dir=out,
                 redis_url=os.environ.get("REDIS_URL"),
                 offline=offline,
                 start_timeout=args.start_timeout,
+                path_roots=roots,
             )
             stack = LocalStack(settings)
             stack.run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,12 +216,13 @@ def _up_banner(stack, policy: str, prompts: str, eval_prompts: str, gold_url: st
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     lines += [
         "",
-        "Start a RAFT run (POSTs need the token; GETs are open):",
+        "Start a RAFT run (every /iterations call needs the token):",
         f"  export RAFTFLOW_API_TOKEN={stack.token}",
         f'  curl -s -X POST {orchestrator}/iterations -H "Authorization: Bearer $RAFTFLOW_API_TOKEN" \\',
         f"    -H 'content-type: application/json' -d '{json.dumps(body)}'",
-        f"  curl -s {orchestrator}/iterations/<id>            # status, stage, metrics",
-        f"  curl -s -o curves.png {orchestrator}/iterations/<id>/metrics.png",
+        f'  curl -s -H "Authorization: Bearer $RAFTFLOW_API_TOKEN" {orchestrator}/iterations/<id>',
+        f'  curl -s -H "Authorization: Bearer $RAFTFLOW_API_TOKEN" -o curves.png '
+        f"{orchestrator}/iterations/<id>/metrics.png",
     ]
     return "\n".join(lines)
 

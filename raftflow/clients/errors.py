@@ -19,10 +19,23 @@ class ComponentUnavailable(RuntimeError):
 
 
 class ComponentRejected(RuntimeError):
-    """A service answered with a 4xx: retrying cannot help, the request itself is wrong."""
+    """A service answered with a 4xx: retrying cannot help, the request itself is wrong.
+
+    A 401/403 says so in words (unauthorized, and which setting holds the token): a run that failed
+    because two services disagree on the token should read as a configuration error, not a bad body.
+    """
 
     def __init__(self, component: str, status_code: int, detail: object):
         self.component = component
         self.status_code = status_code
         self.detail = detail
-        super().__init__(f"{component} rejected the request ({status_code}): {detail}")
+        reason = _AUTH_REASONS.get(status_code)
+        status = f"{status_code} {reason}" if reason else str(status_code)
+        super().__init__(f"{component} rejected the request ({status}): {detail}")
+
+
+_AUTH_REASONS = {
+    401: "unauthorized: the API token (RAFTFLOW_API_TOKEN / RAFTFLOW_API_TOKEN_FILE) is missing or not "
+    "the one this service expects",
+    403: "forbidden",
+}

@@ -11,6 +11,7 @@ child's pid, URL and log, so a user (or a test) can check that none survived.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -123,6 +124,9 @@ class StackSettings:
     redis_url: str | None = None  # None: an embedded redis-server for this run
     offline: bool = True  # HF_HUB_OFFLINE for the services: local checkpoints only, no 45 s hub retries
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Non-empty: the directories run and job paths must resolve inside (ORCHESTRATOR_PATH_ROOTS and
+    # TRAINER_PATH_ROOTS); empty leaves them unconfined.
+    path_roots: tuple[Path, ...] = ()
 
 
 class LocalStack:
@@ -150,8 +154,11 @@ class LocalStack:
         multi-threaded torch processes on 2 cores slow each other 10x), the queue, and (unless hub ids
         are served) the offline switches."""
         offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+        roots = json.dumps([str(root) for root in self.settings.path_roots])
+        confined = {"ORCHESTRATOR_PATH_ROOTS": roots, "TRAINER_PATH_ROOTS": roots}
         return {
             **(offline if self.settings.offline else {}),
+            **(confined if self.settings.path_roots else {}),
             "RAFTFLOW_API_TOKEN": self.token,
             "RAFTFLOW_TORCH_THREADS": str(self.settings.torch_threads),
             "TOKENIZERS_PARALLELISM": "false",

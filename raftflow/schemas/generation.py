@@ -16,11 +16,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from raftflow.schemas.paths import NO_NUL
+
 MAX_SEED = 2**63 - 1
 """Seeds are unsigned 63-bit: they fit torch, numpy, TGI's u64 and every JSON parser's int64."""
 
-MAX_STOP_SEQUENCES = 16
-MAX_STOP_LENGTH = 256
+MAX_STOP_SEQUENCES = 4
+MAX_STOP_LENGTH = 64
+"""Stop strings: at most 4 (OpenAI's limit, TGI's default) of at most 64 characters. transformers
+prepares stop strings by scanning the whole vocabulary in Python for every character of every string,
+on the generator's one generation thread: 16 strings of 256 characters took 37 s against a 50k-token
+vocabulary (0.8 s with the tiny test model's 1k), stalling every other request; 4 of 64 take about 3 s."""
+
+MIN_SAMPLING_TEMPERATURE = 1e-2
+"""Sampling temperatures below this sample at this (vLLM's rule): logits divided by 1e-300 overflow to
+inf and sampling fails on NaN probabilities. 0 (OpenAI routes) still means greedy decoding."""
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
@@ -83,7 +93,12 @@ class SamplingParams(BaseModel):
         description="raftflow extension: when set, the new-token limit of each generate batch is drawn "
         "uniformly in [min_tokens, max_tokens] (LMFlow-RAFT). NOT vLLM's min_tokens (a minimum before EOS).",
     )
-    temperature: float = Field(default=1.0, ge=0.0, le=100.0, description="0 means greedy decoding.")
+    temperature: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=100.0,
+        description="0 means greedy decoding; values in (0, 0.01) sample at 0.01 (as vLLM does).",
+    )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=-1, ge=-1, strict=True, description="-1 or 0 disables top-k.")
     seed: Seed | None = Field(default=None, description="Same seed, same request: same samples.")
@@ -124,7 +139,8 @@ class CompletionRequest(SamplingParams):
     """OpenAI ``/v1/completions`` body. Unknown fields are ignored (as vLLM and OpenAI do); known
     options we cannot honour are rejected when set to anything but their default, never ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     model: str | None = Field(
         default=None, description="Accepted for compatibility; the loaded model serves."
@@ -227,10 +243,12 @@ class ModelList(BaseModel):
     reference_version: str | None = None
 
 
-CheckpointPath = Annotated[str, Field(min_length=1, max_length=4096)]
+CheckpointPath = Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)]
 
 
 class LoadRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     path: CheckpointPath | None = Field(
         default=None, description="Local checkpoint directory or hub id to serve."
     )
@@ -267,7 +285,7 @@ class LogprobsRequest(BaseModel):
     """Score given (prompt, response) pairs instead of sampling: the orchestrator estimates
     KL(policy || initial policy) from the current and reference log-probs of the same samples."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompts: list[PromptText] = Field(min_length=1)
     responses: list[str] = Field(min_length=1)
@@ -301,7 +319,7 @@ class TGIParameters(BaseModel):
     """TGI ``parameters``, with TGI's own limits. Fields the ``text-generation`` client always sends
     are accepted at their defaults; asking for one we cannot honour is a 422, never silently ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     do_sample: bool = False
     max_new_tokens: int | None = Field(
@@ -310,12 +328,19 @@ class TGIParameters(BaseModel):
         strict=True,
         description="Unset: TGI's default of 100, capped by the server limit.",
     )
-    repetition_penalty: float | None = Field(default=None, gt=0.0)
+    repetition_penalty: float | None = Field(
+        default=None,
+        ge=0.01,
+        le=100.0,
+        description="Bounded so the penalised logits stay finite (a penalty of 1e-300 divided them to inf).",
+    )
     frequency_penalty: float | None = None
     return_full_text: bool = False
     stop: list[StopString] = Field(default_factory=list, max_length=MAX_STOP_SEQUENCES)
     seed: Seed | None = None
-    temperature: float | None = Field(default=None, gt=0.0, le=100.0)
+    temperature: float | None = Field(
+        default=None, gt=0.0, le=100.0, description="Values below 0.01 sample at 0.01 (as vLLM does)."
+    )
     top_k: int | None = Field(default=None, gt=0, strict=True)
     top_p: float | None = Field(default=None, gt=0.0, lt=1.0)
     truncate: int | None = Field(default=None, ge=1, strict=True)
@@ -357,7 +382,7 @@ class TGIParameters(BaseModel):
 
 
 class TGIRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     inputs: PromptText
     parameters: TGIParameters = Field(default_factory=TGIParameters)

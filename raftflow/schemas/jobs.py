@@ -17,6 +17,8 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raftflow.schemas.paths import NO_NUL
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 COMPLETION_MARKER = "raftflow_job.json"
 JobKind = Literal["sft", "reward_model"]
@@ -27,7 +29,8 @@ class LoraOptions(BaseModel):
     """Train low-rank adapters instead of all weights (peft): far less memory, and on a small GPU the
     only way to fine-tune a larger model."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
     alpha: int = Field(
@@ -49,7 +52,7 @@ class LoraOptions(BaseModel):
 class TrainingConfig(BaseModel):
     """Hyper-parameters shared by every training job. Names follow the seed (LMFlow / transformers)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     epochs: float = Field(
         default=1.0, gt=0.0, le=1000.0, description="Passes over the data (fractions allowed)."
@@ -114,12 +117,21 @@ class TrainingJob(BaseModel):
         "idempotent.",
     )
     model: str = Field(
-        min_length=1, max_length=1024, description="Starting checkpoint: a directory or a hub id."
+        min_length=1,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Starting checkpoint: a directory or a hub id.",
     )
-    data: str = Field(min_length=1, max_length=1024, description="Training data file or datasets directory.")
+    data: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Training data file or datasets directory.",
+    )
     output_dir: str = Field(
         min_length=1,
         max_length=1024,
+        pattern=NO_NUL,
         description="Parent directory: the checkpoint lands in output_dir/job_id.",
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Hyper-parameters.")

@@ -31,7 +31,8 @@ class RewardItem(BaseModel):
 class PromptResponse(BaseModel):
     """A (prompt, response) pair; the service formats it for the reward model."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(description="The prompt as the policy saw it, without any template.")
     response: str = Field(description="The policy's response alone.")
@@ -40,7 +41,7 @@ class PromptResponse(BaseModel):
 class ScoreRequest(BaseModel):
     """Body of ``POST /score``: exactly one of ``inputs`` or ``texts``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     inputs: list[PromptResponse] | None = Field(
         default=None,
@@ -82,7 +83,7 @@ class GetRewardRequest(BaseModel):
     fields (``labels``, ...) are accepted and ignored.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     query: list[str] = Field(min_length=1, description="Full texts to score.")
     prompts: list[str] | None = Field(default=None, description="The prompt of each query, same order.")

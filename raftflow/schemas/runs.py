@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raftflow.schemas.jobs import TrainingConfig
+from raftflow.schemas.paths import NO_NUL
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Stage = Literal["sample", "score", "gold_score", "select", "train", "load", "eval", "done"]
@@ -20,14 +21,19 @@ Stage = Literal["sample", "score", "gold_score", "select", "train", "load", "eva
 class RunRequest(BaseModel):
     """Body of ``POST /iterations``: one RAFT alignment run."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     policy: str = Field(
-        min_length=1, max_length=1024, description="Initial policy: a checkpoint directory or a hub id."
+        min_length=1,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Initial policy: a checkpoint directory or a hub id.",
     )
     prompts: str = Field(
         min_length=1,
         max_length=1024,
+        pattern=NO_NUL,
         description="Prompt dataset path (LMFlow JSON, JSONL with 'prompt', .txt, or a datasets dir).",
     )
     generator_url: HttpUrl | None = Field(
@@ -86,6 +92,7 @@ class RunRequest(BaseModel):
     eval_prompts: str | None = Field(
         default=None,
         max_length=1024,
+        pattern=NO_NUL,
         description="Held-out prompt dataset; each iteration reports the reward on it (1 sample each).",
     )
     max_eval_prompts: int = Field(default=64, ge=1, le=10_000, description="Eval prompts used per iteration.")

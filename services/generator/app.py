@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request, Response
 
 from raftflow.modeling import set_torch_threads
-from raftflow.server import BodySizeLimit, bearer_auth, metrics_endpoint
+from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
+from raftflow.server import add_request_limits, bearer_auth, metrics_endpoint
 from services.generator.engine import Engine
 from services.generator.errors import install_error_handlers
 from services.generator.metrics import GeneratorMetrics
@@ -53,11 +54,13 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
 
-    auth = [Depends(bearer_auth(settings.resolved_api_token()))]
+    # service_api_token refuses a tokenless start unless RAFTFLOW_ALLOW_NO_AUTH says auth is off on purpose.
+    auth = [Depends(bearer_auth(settings.service_api_token()))]
     for router in (health.public, models.public, tgi.public):
         app.include_router(router)
     for router in (completions.protected, logprobs.protected, models.protected, tgi.protected):
-        app.include_router(router, dependencies=auth)
+        # Documented: the 401 of the auth check, and the body errors (every protected route takes one).
+        app.include_router(router, dependencies=auth, responses={**UNAUTHORIZED, **BODY_ERRORS})
     app.add_route("/metrics", metrics_endpoint(metrics.registry), include_in_schema=False)
 
     @app.middleware("http")
@@ -76,5 +79,5 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
             metrics.http_requests.labels(route=label, status=str(status_code)).inc()
             metrics.request_seconds.labels(route=label).observe(time.perf_counter() - started)
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)  # outermost: before any buffering
+    add_request_limits(app, settings)  # outermost: size and time limits before any buffering
     return app

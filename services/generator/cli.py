@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-import uvicorn
 from pydantic import ValidationError
 
+from raftflow.server import serve
 from services.generator.settings import GeneratorSettings
 
 
@@ -57,13 +57,8 @@ def parse_settings(argv: list[str] | None = None) -> GeneratorSettings:
 
 def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per call to TGI drowns the log
     from services.generator.app import create_app
 
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level.lower()
-    )
+    serve(create_app, settings)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import HTTPException, status
 
 from raftflow.clients.errors import ComponentUnavailable
+from raftflow.schemas.errors import error_responses
 from raftflow.server import limit_error
 from services.generator.engine import (
     BackendRejected,
@@ -17,6 +18,9 @@ from services.generator.engine import (
     GenerationOutput,
 )
 from services.generator.metrics import GeneratorMetrics
+
+UNAVAILABLE = error_responses(503, e503="The TGI server behind this generator did not answer in time.")
+"""``responses=`` of every route that runs a job: :func:`run_job` answers 503 when the backend is down."""
 
 
 async def run_job(

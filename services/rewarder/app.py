@@ -16,7 +16,8 @@ from fastapi.responses import JSONResponse
 import raftflow
 from raftflow.formatting import resolve_style
 from raftflow.modeling import set_torch_threads
-from raftflow.server import BodySizeLimit, bearer_auth, metrics_endpoint
+from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
+from raftflow.server import add_request_limits, bearer_auth, metrics_endpoint
 from services.rewarder.calibration import calibrate
 from services.rewarder.metrics import RequestMetricsMiddleware, RewarderMetrics
 from services.rewarder.routes import health, info, openrlhf, score
@@ -44,13 +45,15 @@ def create_app(settings: RewarderSettings | None = None) -> FastAPI:
     app = FastAPI(title="raftflow rewarder", version=raftflow.__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = metrics
-    auth = Depends(bearer_auth(settings.resolved_api_token()))
-    app.include_router(score.router, dependencies=[auth])
-    app.include_router(openrlhf.router, dependencies=[auth])
+    # service_api_token refuses a tokenless start unless RAFTFLOW_ALLOW_NO_AUTH says auth is off on purpose.
+    auth = Depends(bearer_auth(settings.service_api_token()))
+    documented = {**UNAUTHORIZED, **BODY_ERRORS}  # the auth check's 401, the body errors of a POST
+    app.include_router(score.router, dependencies=[auth], responses=documented)
+    app.include_router(openrlhf.router, dependencies=[auth], responses=documented)
     app.include_router(info.router)
     app.include_router(health.router)
     app.add_route("/metrics", metrics_endpoint(metrics.registry), methods=["GET"], include_in_schema=False)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    add_request_limits(app, settings)  # head and body size limits, body read timeout
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s too
     app.add_exception_handler(RewardSourceError, _source_failed)
     return app

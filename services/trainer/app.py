@@ -8,7 +8,7 @@ children that run jobs, and torch imported (or CUDA initialised) in the parent b
 from __future__ import annotations
 
 from raftflow.celery_config import make_celery_app
-from services.trainer import preload  # noqa: F401  (connects the child warm-up signal)
+from services.trainer import orphans, preload  # noqa: F401  (signals: dead workers' jobs, child warm-up)
 from services.trainer.settings import TrainerSettings
 
 _settings = TrainerSettings()
@@ -24,4 +24,8 @@ app.conf.update(
     # Let the job's tqdm bar write to the worker's stderr (its log) as a bar, rather than as one
     # WARNING log record per refresh.
     worker_redirect_stdouts=False,
+    # A job that finishes while Redis restarts keeps retrying to store its result (backoff up to 10 s)
+    # until Redis is back, instead of failing a finished training over a lost connection. Worker
+    # only: clients bound their own retries (TrainerClient's retry_seconds), never this forever.
+    result_backend_always_retry=True,
 )

@@ -5,6 +5,8 @@ Documented with their defaults in docs/trainer.md.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -15,6 +17,13 @@ from raftflow.settings import CommonSettings
 class TrainerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="TRAINER_", extra="ignore", populate_by_name=True)
 
+    path_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories a job's model, data and output_dir must resolve inside (after '..' and "
+        "symlinks); a model that is a hub id (owner/name, no local file of that name) stays allowed. A job "
+        "outside fails before anything is read or written. Empty: any path (local use; a warning at "
+        "start-up). Env: a JSON list.",
+    )
     redis_url: str = Field(
         default=DEFAULT_REDIS_URL,
         validation_alias="REDIS_URL",

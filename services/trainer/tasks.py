@@ -11,6 +11,8 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.exceptions import BackendError
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from raftflow.celery_config import (
@@ -24,6 +26,7 @@ from raftflow.schemas.jobs import JobProgress, RewardModelJob, SFTJob, TrainingJ
 from services.trainer.app import app
 from services.trainer.jobs import run_job
 from services.trainer.ledger import JobLedger, job_lock
+from services.trainer.paths import confine_job
 from services.trainer.settings import TrainerSettings
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,13 @@ def reward_model(self: Task, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate(spec: type[TrainingJob], payload: dict[str, Any]) -> TrainingJob:
+    """The job as the worker will run it: schema-checked, then its paths confined to
+    TRAINER_PATH_ROOTS (the queue is the trust boundary), before the ledger or any file is touched."""
     try:
-        return spec.model_validate(payload)
+        job = spec.model_validate(payload)
     except ValidationError as exc:
         raise InvalidJob(f"invalid {spec.__name__}: {exc}") from None
+    return confine_job(job, TrainerSettings())
 
 
 def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
@@ -75,13 +81,24 @@ def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
         log.info("job %s: training run %d (delivery %d)", job.job_id, count, deliveries)
 
     def report(progress: JobProgress) -> None:
-        task.update_state(state="PROGRESS", meta=progress.model_dump(include=_PROGRESS_FIELDS))
+        # Progress is advisory: while Redis restarts, training goes on and skips the update (the next
+        # one gets through once Redis is back). Not retried (max_retries=0), unlike the final result,
+        # which the worker's result_backend_always_retry keeps storing until Redis answers.
+        try:
+            task.update_state(
+                state="PROGRESS", meta=progress.model_dump(include=_PROGRESS_FIELDS), max_retries=0
+            )
+        except (BackendError, redis.RedisError, OperationalError, OSError) as exc:
+            log.warning("job %s: progress update skipped, Redis unreachable: %s", job.job_id, exc)
 
     try:
         with job_lock(client, job.job_id, settings.lock_ttl):
             result = run_job(job, report, on_training_start, settings)
         if trained:
-            ledger.increment(LEDGER_COMPLETIONS)
+            try:
+                ledger.increment(LEDGER_COMPLETIONS)
+            except redis.RedisError as exc:  # the checkpoint is published: report it, uncounted
+                log.error("job %s: could not count its completion: %s", job.job_id, exc)
         return result.model_dump(mode="json")
     finally:
         client.close()

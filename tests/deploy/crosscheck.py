@@ -155,6 +155,21 @@ def under(path: str, root: str) -> bool:
     return PurePosixPath(path).is_relative_to(PurePosixPath(root))
 
 
+def path_root_problems(where: str, model: ServiceModel, settings: Any, data_paths: list[str]) -> list[str]:
+    """A service that reads client-chosen paths (it has a ``path_roots`` setting) must be confined in a
+    deployment, to directories on the shared data volume."""
+    if "path_roots" not in model.settings_cls.model_fields:
+        return []
+    env = model.env_name("path_roots")
+    if not settings.path_roots:
+        return [f"{where}: {env} is not set, so client paths are unconfined"]
+    return [
+        f"{where}: {env} entry {root} is not on the shared data volume"
+        for root in settings.path_roots
+        if not any(under(str(root), path) for path in data_paths)
+    ]
+
+
 # --------------------------------------------------------------------------------------------------
 # Dockerfile
 
@@ -342,6 +357,9 @@ def compose_problems(compose: dict[str, Any], raw: dict[str, Any], env_example: 
         for var in ("ARTIFACTS_DIR", "HF_HOME"):
             if var in env and not any(under(env[var], target) for _, target in common):
                 problems.append(f"compose service {name}: {var}={env[var]} is outside the shared volume")
+        problems += path_root_problems(
+            f"compose service {name}", models[name], settings_of[name], [target for _, target in common]
+        )
 
     # URLs between services: the host is a service on a shared network, the port is the one it serves.
     for name, settings in settings_of.items():
@@ -540,6 +558,8 @@ def k8s_problems(objects: list[dict[str, Any]]) -> list[str]:
                     for p, m in mounts.items()
                 ):
                     problems.append(f"{where}: {var}={effective[var]} is not on the shared volume")
+            claimed = [p for p, m in mounts.items() if "persistentVolumeClaim" in volumes.get(m["name"], {})]
+            problems += path_root_problems(where, model, settings, claimed)
 
             if model.wants_gpu:
                 limits = resources.get("limits", {})

@@ -232,3 +232,13 @@ def test_orchestrator_uses_the_compose_postgres(compose: dict[str, Any]) -> None
     assert url.startswith("postgresql+psycopg://") and lib.url_host_port(url) == ("postgres", 5432)
     assert "pg_isready" in cc.healthcheck_command(compose["services"]["postgres"]["healthcheck"]["test"])
     assert compose["services"]["orchestrator"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_unconfined_or_misplaced_path_roots_are_caught(compose, compose_raw, env_example) -> None:
+    def unset(doc: dict[str, Any]) -> None:
+        del doc["services"]["trainer"]["environment"]["TRAINER_PATH_ROOTS"]
+        doc["services"]["orchestrator"]["environment"]["ORCHESTRATOR_PATH_ROOTS"] = '["/srv/elsewhere"]'
+
+    problems = problems_after(compose, compose_raw, env_example, unset)
+    assert any("trainer: TRAINER_PATH_ROOTS is not set" in p for p in problems), problems
+    assert any("ORCHESTRATOR_PATH_ROOTS entry /srv/elsewhere is not on the shared" in p for p in problems)

@@ -235,3 +235,11 @@ def test_keda_example_scales_the_trainer_on_its_queue(rendered) -> None:
     assert int(port) in [p["port"] for p in redis_service["spec"]["ports"]]
     trainer_redis = find(objects, "ConfigMap", "trainer-config")["data"]["REDIS_URL"]
     assert trainer_redis.rsplit("/", 1)[1] == trigger["metadata"]["databaseIndex"]
+
+
+def test_unconfined_path_roots_are_caught(rendered) -> None:
+    def unset(objects):
+        del find(objects, "ConfigMap", "orchestrator-config")["data"]["ORCHESTRATOR_PATH_ROOTS"]
+
+    problems = problems_after(rendered, unset)
+    assert any("ORCHESTRATOR_PATH_ROOTS is not set" in p for p in problems), problems

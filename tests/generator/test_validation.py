@@ -30,7 +30,8 @@ COMPLETIONS_CASES = [
     ({"prompt": "x", "temperature": -1}, ("temperature",), "greater than or equal to 0"),
     ({"prompt": "x", "top_p": 0}, ("top_p",), "greater than 0"),
     ({"prompt": "x", "seed": -1}, ("seed",), "greater than or equal to 0"),
-    ({"prompt": "x", "stop": ["s"] * 17}, ("stop",), "at most 16"),
+    ({"prompt": "x", "stop": ["s"] * 5}, ("stop",), "at most 4"),
+    ({"prompt": "x", "stop": ["s" * 65]}, ("stop", "0"), "at most 64"),
     ({"prompt": "x", "stream": True}, ("stream",), "not supported"),
     ({"prompt": "x", "logprobs": 1}, ("logprobs",), "not supported"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +13,15 @@ import uvicorn
 from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
-from raftflow.server import BodySizeLimit, bearer_auth, free_port, limit_error
+from raftflow.server import (
+    BodySizeLimit,
+    add_request_limits,
+    bearer_auth,
+    free_port,
+    limit_error,
+    uvicorn_options,
+)
+from raftflow.settings import CommonSettings
 
 
 class Echo(BaseModel):
@@ -81,3 +90,42 @@ def test_run_time_limit_is_a_422_naming_field_and_limit(base_url: str) -> None:
     assert response.status_code == 422
     detail = response.json()["detail"][0]
     assert detail["loc"] == ["body", "text"] and detail["ctx"] == {"limit": 100}
+
+
+def test_request_limits_and_uvicorn_options_cut_off_slow_clients() -> None:
+    """The shared limits in-process (tests/reliability/test_slow_clients.py runs them in a service):
+    a stalled body gets 408 and a closed connection, a silent connection is closed, a big head is 431."""
+    settings = CommonSettings(body_read_timeout=0.5, header_read_timeout=0.5, max_header_bytes=2048)
+    app = FastAPI()
+    add_request_limits(app, settings)
+
+    @app.post("/echo")
+    def echo(body: Echo) -> dict:
+        return {"text": body.text}
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings)
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        stalled = socket.create_connection(("127.0.0.1", port))
+        stalled.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{")
+        silent = socket.create_connection(("127.0.0.1", port))
+        for sock in (stalled, silent):
+            sock.settimeout(3)
+        started = time.monotonic()
+        answer = stalled.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408") and b"connection: close" in answer.lower()
+        assert stalled.recv(4096) == b"" and silent.recv(4096) == b""  # both closed by the server
+        assert time.monotonic() - started < 2.0
+        big = httpx.post(f"http://127.0.0.1:{port}/echo", json={"text": "x"}, headers={"X-Big": "a" * 3000})
+        assert big.status_code == 431
+        assert httpx.post(f"http://127.0.0.1:{port}/echo", json={"text": "ok"}).json() == {"text": "ok"}
+    finally:
+        server.should_exit = True
+        thread.join(5)

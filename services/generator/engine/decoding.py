@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 from transformers import DynamicCache, GenerationConfig
+from transformers.generation.stopping_criteria import StopStringCriteria
 
-from raftflow.schemas.generation import cut_at_stop
+from raftflow.schemas.generation import MIN_SAMPLING_TEMPERATURE, cut_at_stop
 from services.generator.engine.loaded_model import LoadedModel
 from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob
 
@@ -33,25 +34,46 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 def generation_config(
-    loaded: LoadedModel, job: GenerationJob, rows: int, max_new_tokens: int
+    loaded: LoadedModel, job: GenerationJob, rows: int, max_new_tokens: int, stops: list[str]
 ) -> GenerationConfig:
     """Every knob explicit: the checkpoint's own generation_config (Llama ships temperature 0.6, GPT-2
     top_k 50 by default) must not change what the API caller asked for."""
     return GenerationConfig(
         do_sample=job.do_sample,
-        temperature=job.temperature if job.do_sample else 1.0,
+        # Clamped: a temperature of 1e-300 turns the logits into inf and sampling into a 500.
+        temperature=max(job.temperature, MIN_SAMPLING_TEMPERATURE) if job.do_sample else 1.0,
         top_p=job.top_p if job.do_sample else 1.0,
         top_k=job.top_k if job.do_sample else None,
         typical_p=job.typical_p if job.do_sample else 1.0,
         repetition_penalty=job.repetition_penalty,
         max_new_tokens=max_new_tokens,
         num_return_sequences=rows,
-        stop_strings=job.stop or None,
+        stop_strings=stops or None,
         pad_token_id=loaded.pad_token_id,
         eos_token_id=sorted(loaded.eos_token_ids) or None,
         output_scores=job.logprobs,
         return_dict_in_generate=True,
     )
+
+
+def matchable_stops(loaded: LoadedModel, stops: list[str]) -> list[str]:
+    """The stop strings to hand ``generate``: ``stops``, or none when no token of the vocabulary can end
+    any of them.
+
+    transformers' stop-string criterion raises ValueError when not one stop string can be matched by
+    the vocabulary's tokens (a stop of characters the tokenizer never produces, e.g. an emoji for an
+    ASCII vocabulary), which was a 500 for a valid request. Such a stop string cannot occur in the
+    generated text, so generating without it changes no sample; :func:`cut_at_stop` still cuts the
+    decoded text. The check builds the criterion once; ``generate`` then finds it in transformers'
+    own cache.
+    """
+    if not stops:
+        return []
+    try:
+        StopStringCriteria(loaded.tokenizer, stops)
+    except ValueError:
+        return []
+    return stops
 
 
 def run_batch(
@@ -66,6 +88,7 @@ def run_batch(
     """``rows`` samples for each prompt in one generate call; ``on_generate(rows, seconds)`` reports it."""
     input_ids, attention_mask = left_pad(prompt_ids, loaded.pad_token_id)
     input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
+    stops = matchable_stops(loaded, job.stop)
     started = time.perf_counter()
     torch.manual_seed(seed)
     with torch.inference_mode():
@@ -80,9 +103,9 @@ def run_batch(
             input_ids=input_ids,
             attention_mask=attention_mask,
             past_key_values=cache,
-            generation_config=generation_config(loaded, job, return_sequences, max_new_tokens),
+            generation_config=generation_config(loaded, job, return_sequences, max_new_tokens, stops),
             use_model_defaults=False,
-            tokenizer=loaded.tokenizer if job.stop else None,
+            tokenizer=loaded.tokenizer if stops else None,
         )
         new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
         logprobs = None

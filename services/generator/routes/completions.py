@@ -10,12 +10,12 @@ from fastapi import APIRouter
 from raftflow.schemas.generation import CompletionChoice, CompletionRequest, CompletionResponse, Usage
 from services.generator.deps import EngineDep, MetricsDep, SettingsDep
 from services.generator.engine import GenerationJob
-from services.generator.jobs import check_limit, run_job
+from services.generator.jobs import UNAVAILABLE, check_limit, run_job
 
 protected = APIRouter(tags=["openai"])
 
 
-@protected.post("/v1/completions", response_model=CompletionResponse)
+@protected.post("/v1/completions", response_model=CompletionResponse, responses=UNAVAILABLE)
 async def create_completion(
     body: CompletionRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> CompletionResponse:

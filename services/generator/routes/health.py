@@ -6,12 +6,15 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from raftflow.schemas.errors import error_responses
 from services.generator.deps import EngineDep
 
 public = APIRouter(tags=["health"])
 
 
-@public.get("/health")
+@public.get(
+    "/health", responses=error_responses(503, e503="No model loaded yet (TGI backend: TGI is not answering).")
+)
 async def health(engine: EngineDep) -> JSONResponse:
     if not await engine.ready():
         return JSONResponse({"status": "unavailable"}, status_code=503)

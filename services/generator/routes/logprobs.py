@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
+from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import LogprobsRequest, LogprobsResponse
 from raftflow.server import limit_error
 from services.generator.deps import EngineDep, SettingsDep
@@ -23,7 +24,13 @@ from services.generator.engine import (
 protected = APIRouter(tags=["raftflow"])
 
 
-@protected.post("/v1/logprobs", response_model=LogprobsResponse)
+@protected.post(
+    "/v1/logprobs",
+    response_model=LogprobsResponse,
+    responses=error_responses(
+        409, e409="model=reference with no reference loaded, or a backend without logprobs."
+    ),
+)
 async def sequence_logprobs(
     body: LogprobsRequest, engine: EngineDep, settings: SettingsDep
 ) -> LogprobsResponse:

@@ -13,6 +13,7 @@ from typing import TypeVar
 from fastapi import APIRouter, HTTPException, status
 
 from raftflow.paths import PathNotAllowed, resolve_inside
+from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import LoadRequest, LoadResponse, ModelCard, ModelList
 from raftflow.server import limit_error
 from services.generator.deps import EngineDep, SettingsDep
@@ -47,7 +48,11 @@ async def list_models(engine: EngineDep) -> ModelList:
     )
 
 
-@protected.post("/v1/load", response_model=LoadResponse)
+@protected.post(
+    "/v1/load",
+    response_model=LoadResponse,
+    responses=error_responses(409, e409="This backend cannot load checkpoints (TGI)."),
+)
 async def load_checkpoint(body: LoadRequest, engine: EngineDep, settings: SettingsDep) -> LoadResponse:
     """Returns once the new checkpoint serves; requests already running finish on the old one.
 

@@ -21,7 +21,7 @@ from raftflow.schemas.generation import (
 )
 from services.generator.deps import EngineDep, MetricsDep, SettingsDep
 from services.generator.engine import Engine, GeneratedSample, GenerationJob
-from services.generator.jobs import check_limit, run_job
+from services.generator.jobs import UNAVAILABLE, check_limit, run_job
 from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
 
@@ -31,14 +31,18 @@ protected = APIRouter(tags=["tgi"])
 public = APIRouter(tags=["tgi"])
 
 
-@protected.post("/generate", response_model=TGIResponse, response_model_exclude_none=True)
+@protected.post(
+    "/generate", response_model=TGIResponse, response_model_exclude_none=True, responses=UNAVAILABLE
+)
 async def generate(
     body: TGIRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> TGIResponse:
     return await _generate(body, engine, settings, metrics)
 
 
-@protected.post("/", response_model=list[TGIResponse], response_model_exclude_none=True)
+@protected.post(
+    "/", response_model=list[TGIResponse], response_model_exclude_none=True, responses=UNAVAILABLE
+)
 async def compat_generate(
     body: TGIRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
 ) -> list[TGIResponse]:
