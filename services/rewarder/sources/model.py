@@ -58,6 +58,9 @@ class ModelSource:
             trust_remote_code=settings.trust_remote_code,
             pad_token_id=None if _config_pad_id(settings) is not None else self.tokenizer.pad_token_id,
         )
+        # Scoring is one forward per batch, never decoding: a causal backbone would otherwise build a
+        # key/value cache on every forward only to drop it.
+        self.model.config.use_cache = False
         self.device = str(device)
         self.dtype = str(dtype).removeprefix("torch.")
         self.max_length = resolve_max_length(settings.max_length, self.model, self.tokenizer)
