@@ -32,9 +32,12 @@ def redis_server_binary() -> Path:
 
 class EmbeddedRedis:
     """A private redis-server on 127.0.0.1; append-only persistence in ``data_dir`` so queued jobs
-    survive a restart of this server (the reliability tests restart it)."""
+    survive a restart of this server (the reliability tests restart it). Without ``data_dir`` the
+    data lives in a temp dir that leaving the ``with`` block removes (``stop`` alone keeps it, so a
+    stopped server can start again with its data)."""
 
     def __init__(self, data_dir: str | Path | None = None, port: int | None = None) -> None:
+        self._owns_data_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="raftflow-redis-"))
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -63,6 +66,9 @@ class EmbeddedRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: a Ctrl-C in the terminal must not take Redis down before the workers
+            # and services that use it have shut down; whoever started it stops it last.
+            start_new_session=True,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
@@ -90,6 +96,8 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        if self._owns_data_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def redis_reachable(url: str, timeout: float = 0.5) -> bool:
