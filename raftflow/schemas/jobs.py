@@ -17,7 +17,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from raftflow.schemas.paths import NO_NUL
+from raftflow.schemas.paths import PathStr
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
 COMPLETION_MARKER = "raftflow_job.json"
@@ -116,22 +116,13 @@ class TrainingJob(BaseModel):
         description="Names the job, its Celery task and its output directory; resubmitting the same id is "
         "idempotent.",
     )
-    model: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=NO_NUL,
+    model: PathStr = Field(
         description="Starting checkpoint: a directory or a hub id.",
     )
-    data: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=NO_NUL,
+    data: PathStr = Field(
         description="Training data file or datasets directory.",
     )
-    output_dir: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=NO_NUL,
+    output_dir: PathStr = Field(
         description="Parent directory: the checkpoint lands in output_dir/job_id.",
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Hyper-parameters.")

@@ -9,5 +9,12 @@ field, on every service and on both sides of the trainer's queue.
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import StringConstraints
+
 NO_NUL = r"^[^\x00]*$"
 """``pattern=`` for path fields: any string without a NUL character."""
+
+PathStr = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)]
+"""A required path field of a run body or a training job (a file, a directory, or a hub id)."""

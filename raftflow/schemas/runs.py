@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raftflow.schemas.jobs import TrainingConfig
-from raftflow.schemas.paths import NO_NUL
+from raftflow.schemas.paths import NO_NUL, PathStr
 
 RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 Stage = Literal["sample", "score", "gold_score", "select", "train", "load", "eval", "done"]
@@ -24,16 +24,10 @@ class RunRequest(BaseModel):
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    policy: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=NO_NUL,
+    policy: PathStr = Field(
         description="Initial policy: a checkpoint directory or a hub id.",
     )
-    prompts: str = Field(
-        min_length=1,
-        max_length=1024,
-        pattern=NO_NUL,
+    prompts: PathStr = Field(
         description="Prompt dataset path (LMFlow JSON, JSONL with 'prompt', .txt, or a datasets dir).",
     )
     generator_url: HttpUrl | None = Field(

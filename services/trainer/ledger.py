@@ -11,12 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from collections.abc import Iterator
 
 import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from raftflow.celery_config import RESULT_EXPIRES, ledger_key
 
@@ -33,20 +33,21 @@ class JobLedger:
         """Add one to ``field``. A Redis that is unreachable (restarting) is retried with backoff for
         ``retry_seconds``: a job must not fail over its bookkeeping during a short outage. (A reply lost
         after Redis applied the command may count one extra: harmless for these bounds.)"""
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.1
-        while True:
-            try:
+        for attempt in Retrying(
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.1, max=2.0),
+            before_sleep=lambda state: log.warning(
+                "job ledger %s: Redis unreachable (%s); retrying", self.key, state.outcome.exception()
+            ),
+            reraise=True,
+        ):
+            with attempt:
                 pipe = self.client.pipeline()
                 pipe.hincrby(self.key, field, 1)
                 pipe.expire(self.key, RESULT_EXPIRES)
                 return int(pipe.execute()[0])
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("job ledger %s: Redis unreachable (%s); retrying", self.key, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        raise AssertionError("unreachable: tenacity either returns or re-raises")
 
     def counts(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.key).items() if v.isdigit()}
