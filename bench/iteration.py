@@ -114,6 +114,7 @@ def request_for(models: dict[str, Path], prompts_file: Path, prompts: int, k: in
     return RunRequest(
         policy=str(models["policy"]),
         prompts=str(prompts_file),
+        prompt_format="raw",  # the in-process sampler below conditions on the prompt as written
         num_iterations=1,
         prompts_per_iteration=prompts,
         k=k,

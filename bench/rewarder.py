@@ -30,7 +30,7 @@ from pathlib import Path
 
 import aiohttp
 
-from raftflow.formatting import format_hh
+from raftflow.conversation import render_pair
 from raftflow.processes import ServiceProcess, python_module
 from raftflow.server import free_port
 from raftflow.tiny_models import build_models, read_fortunes
@@ -69,7 +69,7 @@ def make_texts(count: int, max_words: int) -> list[str]:
     for i in range(count):
         prompt = " ".join(fortunes[2 * i * step].split()[:3])
         response = " ".join(fortunes[(2 * i + 1) * step].split()[: 4 + i % (max_words - 3)])
-        texts.append(format_hh(prompt, response).text)
+        texts.append(render_pair(prompt, response, "hh").text)
     return texts
 
 

@@ -14,14 +14,16 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.raft_loop import Backends
+from orchestrator.raft_loop import Backends, Sampler
 from orchestrator.settings import OrchestratorSettings
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.tgi import TGISamplerClient
 from raftflow.clients.trainer import TrainerClient
+from raftflow.conversation import render_prompt
 from raftflow.modeling import checkpoint_version
+from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest
 
@@ -85,6 +87,17 @@ class FixedPolicyServer:
             )
 
 
+class HHRenderingSampler:
+    """Renders prompts in the HH form before a sampler that sends text as is (TGI): the HH form needs
+    no tokenizer, so it is the one structured format such a server can be given."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        return await self.sampler.sample([render_prompt(p, "hh") for p in prompts], n, params)
+
+
 class RewardScorer:
     def __init__(self, client: RewarderClient) -> None:
         self.client = client
@@ -136,13 +149,19 @@ async def open_backends(
     rewarder_url = str(request.rewarder_url or settings.rewarder_url)
 
     if request.generator_backend == "tgi":
-        sampler = await stack.enter_async_context(
+        tgi = await stack.enter_async_context(
             TGISamplerClient(generator_url, concurrency=settings.tgi_concurrency, **common)
         )
+        sampler = HHRenderingSampler(tgi) if request.prompt_format == "hh" else tgi
         policy_server = FixedPolicyServer(request.policy, "TGI")
     else:
         sampler = await stack.enter_async_context(
-            CompletionsClient(generator_url, prompts_per_request=settings.sample_chunk_prompts, **common)
+            CompletionsClient(
+                generator_url,
+                prompts_per_request=settings.sample_chunk_prompts,
+                prompt_format=request.prompt_format,
+                **common,
+            )
         )
         policy_server = GeneratorPolicyServer(sampler)
     rewarder = await stack.enter_async_context(

@@ -305,6 +305,7 @@ async def train_stage(
         data=str(data_path),
         output_dir=str(ctx.run_dir / "checkpoints"),
         training=training,
+        prompt_format=ctx.request.prompt_format,
     )
 
     last_seen: list[JobProgress] = []

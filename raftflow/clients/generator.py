@@ -16,6 +16,7 @@ import asyncio
 from typing import Any, Literal
 
 from raftflow.clients.http import ServiceHTTP, gather_failfast
+from raftflow.conversation import PromptFormat, render_prompt
 from raftflow.schemas.generation import (
     LogprobsRequest,
     LogprobsResponse,
@@ -37,13 +38,18 @@ class CompletionsClient:
         retry_seconds: float = 60.0,
         prompts_per_request: int = 16,
         model: str | None = None,
+        prompt_format: PromptFormat = "raw",
     ) -> None:
+        """``prompt_format``: how the server renders each prompt (raftflow.conversation). A raftflow
+        generator renders it with the model's tokenizer; for another OpenAI-compatible server the
+        client renders ``hh`` itself and refuses formats that need the tokenizer."""
         if prompts_per_request < 1:
             raise ValueError("prompts_per_request must be >= 1")
         self._service = ServiceHTTP(COMPONENT, base_url, api_token, timeout, retry_seconds)
         self.base_url = self._service.base_url
         self.prompts_per_request = prompts_per_request
         self._model = model
+        self.prompt_format: PromptFormat = prompt_format
         self._raftflow_server: bool | None = None
 
     async def __aenter__(self) -> CompletionsClient:
@@ -103,7 +109,10 @@ class CompletionsClient:
 
         async def run(start: int) -> list[float]:
             body = LogprobsRequest(
-                prompts=prompts[start : start + size], responses=responses[start : start + size], model=model
+                prompts=prompts[start : start + size],
+                responses=responses[start : start + size],
+                model=model,
+                prompt_format=self.prompt_format,
             )
             async with limit:
                 payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
@@ -134,7 +143,10 @@ class CompletionsClient:
             "n": n,
             **params.model_dump(exclude_none=True),
         }
-        if not self._raftflow_server:
+        if self._raftflow_server:
+            body["prompt_format"] = self.prompt_format
+        else:
+            body["prompt"] = [self._render_here(prompt) for prompt in prompts]
             body["logprobs"] = 0  # so each choice lists its tokens: the only per-sample count vLLM gives
         payload = await self._request("POST", "/v1/completions", json=body)
         choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
@@ -152,6 +164,14 @@ class CompletionsClient:
             for choice in choices
         ]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _render_here(self, prompt: str) -> str:
+        if self.prompt_format in ("raw", "hh"):
+            return render_prompt(prompt, self.prompt_format)
+        raise ValueError(
+            f"prompt_format {self.prompt_format!r} needs the model's tokenizer: {self.base_url} is not a "
+            "raftflow generator, so use 'hh' or 'raw' (or put a raftflow generator in front of it)"
+        )
 
     async def _request(self, method: str, path: str, json: dict | None = None) -> dict:
         return await self._service.request(method, path, json)

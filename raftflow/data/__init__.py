@@ -6,8 +6,9 @@ preference JSON Lines, atomically. Every loader fails with :class:`DataError` na
 record and the field. See docs/data.md.
 """
 
+from raftflow.data.dialogue import split_dialogue
 from raftflow.data.errors import DataError
-from raftflow.data.hh_rlhf import ConversionReport, convert_hh_rlhf, split_dialogue
+from raftflow.data.hh_rlhf import ConversionReport, convert_hh_rlhf
 from raftflow.data.loaders import load_pairs, load_preferences, load_prompts, load_sft_examples, load_texts
 from raftflow.data.records import PreferencePair, PromptResponse
 from raftflow.data.writers import write_preferences_jsonl, write_text2text, write_text_only

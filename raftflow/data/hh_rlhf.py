@@ -13,25 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raftflow.data.dialogue import split_dialogue
 from raftflow.data.errors import DataError
 from raftflow.data.records import PreferencePair, PromptResponse
-from raftflow.data.sources import read_source
+from raftflow.data.sources import Source, read_source
 from raftflow.data.writers import write_preferences_jsonl, write_text2text, write_text_only
 
-ASSISTANT_TAG = "\n\nAssistant:"
 SFT_FILE = "sft.json"
 REWARD_PAIRS_FILE = "reward_pairs.jsonl"
 PROMPTS_FILE = "prompts.json"
-
-
-def split_dialogue(dialogue: str) -> PromptResponse:
-    """(prompt ending in ``"\\n\\nAssistant:"``, last assistant reply); :class:`ValueError` when the
-    dialogue has no assistant turn."""
-    cut = dialogue.rfind(ASSISTANT_TAG)
-    if cut < 0:
-        raise ValueError("no '\\n\\nAssistant:' turn")
-    end = cut + len(ASSISTANT_TAG)
-    return PromptResponse(dialogue[:end], dialogue[end:].removeprefix(" "))
 
 
 @dataclass
@@ -58,19 +48,22 @@ class ConversionReport:
         return out
 
 
-def convert_hh_rlhf(source_path: str | Path, out_dir: str | Path) -> ConversionReport:
+def convert_hh_rlhf(
+    source_path: str | Path | Source, out_dir: str | Path, limit: int | None = None
+) -> ConversionReport:
     """Write ``sft.json``, ``reward_pairs.jsonl`` and ``prompts.json`` into ``out_dir``.
 
     Malformed records (missing or non-string fields, no assistant turn, an empty chosen reply, or
     chosen and rejected with different prompts) are dropped and counted by reason. Raises
     :class:`DataError` when the file cannot be read or nothing usable is left; then nothing is written.
     """
-    source = read_source(source_path)
-    report = ConversionReport(records=len(source.rows))
+    source = source_path if isinstance(source_path, Source) else read_source(source_path)
+    rows = source.rows[:limit] if limit is not None else source.rows
+    report = ConversionReport(records=len(rows))
     sft: list[PromptResponse] = []
     pairs: list[PreferencePair] = []
     prompts: dict[str, None] = {}  # ordered set
-    for row in source.rows:
+    for row in rows:
         reason = _problem(row.fields)
         if reason is not None:
             report.malformed += 1

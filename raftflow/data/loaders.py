@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
+from raftflow.conversation import looks_like_dialogue, messages_to_text
+from raftflow.data.dialogue import split_dialogue
 from raftflow.data.errors import DataError
 from raftflow.data.records import PreferencePair, PromptResponse
 from raftflow.data.sources import Row, Source, read_source
@@ -20,8 +22,11 @@ T = TypeVar("T")
 
 def load_prompts(path: str | Path) -> list[str]:
     """Prompts: LMFlow text2text ``input``, LMFlow text_only ``text``, ``.txt`` lines, or ``prompt``
-    in JSON Lines / JSON lists / datasets dirs (extra fields such as ``response`` are ignored)."""
+    in JSON Lines / JSON lists / datasets dirs (extra fields such as ``response`` are ignored), or
+    OpenAI-style ``messages`` records, turned into dialogue text (raftflow.conversation)."""
     source = read_source(path)
+    if source.format == "records" and source.rows and "messages" in source.rows[0].fields:
+        return _non_empty(source, [_messages(source, row) for row in source.rows])
     field = {"text2text": "input", "text_only": "text", "lines": "text", "records": "prompt"}[source.format]
     return _non_empty(source, [_string(source, row, field) for row in source.rows])
 
@@ -74,9 +79,10 @@ def load_sft_examples(path: str | Path) -> list[PromptResponse]:
 
 
 def load_preferences(path: str | Path) -> list[PreferencePair]:
-    """Preference pairs as full texts: HH-RLHF style ``chosen``/``rejected`` dialogues, or
-    ``prompt``/``chosen``/``rejected`` records where the texts are ``prompt + chosen`` and
-    ``prompt + rejected`` (joined as written, like SFT pairs)."""
+    """Preference pairs: ``prompt``/``chosen``/``rejected`` records (responses to the prompt), or
+    ``chosen``/``rejected`` texts. HH-RLHF dialogues that share everything but the last reply are
+    split into that prompt and the two replies, so the reward-model job renders them in its prompt
+    format; other texts are kept whole."""
     source = read_source(path)
     if source.format != "records":
         raise source.error(
@@ -84,11 +90,34 @@ def load_preferences(path: str | Path) -> list[PreferencePair]:
         )
     pairs = []
     for row in source.rows:
-        prefix = _string(source, row, "prompt") if "prompt" in row.fields else ""
-        pairs.append(
-            PreferencePair(prefix + _string(source, row, "chosen"), prefix + _string(source, row, "rejected"))
-        )
+        chosen, rejected = _string(source, row, "chosen"), _string(source, row, "rejected")
+        if "prompt" in row.fields:
+            pairs.append(PreferencePair(chosen, rejected, _string(source, row, "prompt")))
+        else:
+            pairs.append(_split_dialogues(chosen, rejected))
     return _non_empty(source, pairs)
+
+
+def _split_dialogues(chosen: str, rejected: str) -> PreferencePair:
+    if not (looks_like_dialogue(chosen) and looks_like_dialogue(rejected)):
+        return PreferencePair(chosen, rejected)
+    try:
+        first, second = split_dialogue(chosen), split_dialogue(rejected)
+    except ValueError:
+        return PreferencePair(chosen, rejected)
+    if first.prompt != second.prompt:
+        return PreferencePair(chosen, rejected)
+    return PreferencePair(first.response, second.response, first.prompt)
+
+
+def _messages(source: Source, row: Row) -> str:
+    value = row.fields.get("messages")
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise source.error("field 'messages' must be a list of {role, content} objects", row)
+    try:
+        return messages_to_text(value)
+    except ValueError as exc:
+        raise source.error(str(exc), row) from exc
 
 
 def _pair(source: Source, row: Row, prompt_field: str, response_field: str) -> PromptResponse:

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class PromptResponse:
-    """One training example. The model sees ``prompt + response`` exactly as written (no separator is
-    added), so a RAFT sample trains on the very text the generator produced after the prompt."""
+    """One training example: a prompt (a conversation, see raftflow.conversation) and the response to
+    it. How the two become model text is the job's prompt format, the same function the generator
+    conditions with, so a RAFT sample trains on the very text the generator produced. An empty prompt
+    means a plain text, trained on whole."""
 
     prompt: str
     response: str
@@ -17,7 +19,10 @@ class PromptResponse:
 
 @dataclass(frozen=True, slots=True)
 class PreferencePair:
-    """Two full texts (prompt and response together) of which ``chosen`` is preferred."""
+    """Two answers of which ``chosen`` is preferred. With a ``prompt``, they are responses to it and
+    the reward-model job renders each pair in its prompt format (as the rewarder will score them);
+    without one, they are whole texts used as written."""
 
     chosen: str
     rejected: str
+    prompt: str | None = None

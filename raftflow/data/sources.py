@@ -151,3 +151,15 @@ def _read_datasets_dir(path: Path) -> Source:
         else:
             raise DataError(f"{path}: datasets directory has splits {splits} and no 'train' split")
     return Source(path, "records", [Row(f"record {i}", row) for i, row in enumerate(dataset.to_list())])
+
+
+def read_hub_dataset(name: str, split: str = "train", data_dir: str | None = None) -> Source:
+    """Rows of a Hugging Face hub dataset (``datasets.load_dataset``), for machines that are online;
+    e.g. ``Anthropic/hh-rlhf`` with ``data_dir="harmless-base"``. Failures become a DataError naming it."""
+    try:
+        from datasets import load_dataset
+
+        dataset = load_dataset(name, data_dir=data_dir, split=split)
+    except Exception as exc:  # offline, unknown name or split: one clear message
+        raise DataError(f"{name}: cannot load from the hub ({exc.__class__.__name__}: {exc})") from exc
+    return Source(Path(name), "records", [Row(f"record {i}", row) for i, row in enumerate(dataset.to_list())])

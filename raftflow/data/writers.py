@@ -25,20 +25,24 @@ def write_text_only(path: str | Path, texts: Iterable[str]) -> None:
 def write_preferences_jsonl(
     path: str | Path, pairs: Sequence[tuple[str, str]] | Sequence[PreferencePair]
 ) -> None:
-    """JSON Lines of ``{"chosen": ..., "rejected": ...}`` full texts (the HH-RLHF layout)."""
+    """JSON Lines of ``{"chosen": ..., "rejected": ...}`` full texts (the HH-RLHF layout), with a
+    ``prompt`` field for pairs that have one."""
     lines = (
-        json.dumps({"chosen": chosen, "rejected": rejected}, ensure_ascii=False) + "\n"
-        for chosen, rejected in _pairs(pairs)
+        json.dumps(_preference_record(pair), ensure_ascii=False) + "\n"
+        for pair in (p if isinstance(p, PreferencePair) else PreferencePair(*p) for p in pairs)
     )
     write_text_atomic(path, "".join(lines))
 
 
-def _pairs(items: Iterable[tuple[str, str] | PromptResponse | PreferencePair]) -> Iterable[tuple[str, str]]:
+def _preference_record(pair: PreferencePair) -> dict[str, str]:
+    record = {"prompt": pair.prompt} if pair.prompt is not None else {}
+    return record | {"chosen": pair.chosen, "rejected": pair.rejected}
+
+
+def _pairs(items: Iterable[tuple[str, str] | PromptResponse]) -> Iterable[tuple[str, str]]:
     for item in items:
         if isinstance(item, PromptResponse):
             yield item.prompt, item.response
-        elif isinstance(item, PreferencePair):
-            yield item.chosen, item.rejected
         else:
             first, second = item
             yield first, second

@@ -6,7 +6,8 @@ reward is the VADER sentiment of the continuation. From one seeded split of the 
 - ``sft.json``: (first words, rest) of the training fortunes, LMFlow text2text: the SFT stage;
 - ``preferences.jsonl``: (chosen, rejected) pairs for the reward model, labelled by the gold reward
   (two continuations of one prompt; chosen = the higher VADER score; near-ties skipped, since a
-  coin-flip label teaches nothing). The texts are in the HH form the rewarder formats pairs in, so the
+  coin-flip label teaches nothing). Each record holds the prompt and the two continuations; the
+  reward-model job renders them through the conversation contract, as the rewarder will, so the
   proxy reward model is trained on exactly the shape it will score;
 - ``raft_prompts.json`` and ``eval_prompts.json``: first words of HELD-OUT fortunes (the rest kept as
   the ``output``, a reference the loop ignores), so RAFT and evaluation never see SFT prompts;
@@ -26,8 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from raftflow.atomic import write_json_atomic
-from raftflow.data import write_preferences_jsonl, write_text2text
-from raftflow.formatting import format_hh
+from raftflow.data import PreferencePair, write_preferences_jsonl, write_text2text
 from raftflow.rewards.sentiment import vader_positivity
 from raftflow.schemas.reward import RewardItem
 from raftflow.tiny_models import read_fortunes
@@ -91,7 +91,7 @@ def preference_pairs(
     and a tie has no preferred side)."""
     if len(responses) < 2:
         raise ValueError("need at least two responses to build preference pairs")
-    pairs: list[tuple[str, str, float]] = []
+    pairs: list[tuple[PreferencePair, float]] = []
     for _ in range(count * 50):  # bounded: a corpus with no sentiment at all must not loop forever
         if len(pairs) >= count:
             break
@@ -101,9 +101,7 @@ def preference_pairs(
         if gap < min_gap:
             continue
         better, worse = (a, b) if scores[a] > scores[b] else (b, a)
-        chosen = format_hh(prompt, responses[better]).text
-        rejected = format_hh(prompt, responses[worse]).text
-        pairs.append((chosen, rejected, gap))
+        pairs.append((PreferencePair(responses[better], responses[worse], prompt), gap))
     return pairs
 
 
@@ -152,7 +150,7 @@ def build_demo_data(
         "heldout": out / "heldout.json",
     }
     write_text2text(paths["sft"], train)
-    write_preferences_jsonl(paths["preferences"], [(c, r) for c, r, _ in pairs])
+    write_preferences_jsonl(paths["preferences"], [pair for pair, _ in pairs])
     write_text2text(paths["raft_prompts"], held_raft)
     write_text2text(paths["eval_prompts"], held_eval)
     write_text2text(paths["heldout"], held_eval)
@@ -170,7 +168,7 @@ def build_demo_data(
         "eval_prompts": len(held_eval),
         "preference_pairs": len(pairs),
         "pair_min_gap": pair_min_gap,
-        "pair_mean_gap": sum(g for _, _, g in pairs) / len(pairs) if pairs else 0.0,
+        "pair_mean_gap": sum(g for _, g in pairs) / len(pairs) if pairs else 0.0,
         "sft_gold_positive_share": positive / len(train),
         "sft_gold_negative_share": negative / len(train),
         "gold_reward": "raftflow.rewards.sentiment:vader_positivity (VADER compound of the response)",

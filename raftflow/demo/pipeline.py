@@ -192,6 +192,7 @@ class DemoPipeline:
             data=str(data.sft),
             output_dir=str(self.out / "checkpoints"),
             training=training,
+            prompt_format="raw",  # a continuation task: the policy continues the fortune's first words
         )
 
     def reward_job(self, start: str, data: DemoData) -> RewardModelJob:
@@ -253,6 +254,7 @@ class DemoPipeline:
         return RunRequest(
             policy=policy,
             prompts=str(data.raft_prompts),
+            prompt_format="raw",
             rewarder_url=stack.urls["proxy_rewarder"],
             gold_rewarder_url=stack.urls["gold_rewarder"],
             num_iterations=r.iterations,

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from raftflow.conversation import PromptFormat
 from raftflow.schemas.paths import NO_NUL
 
 MAX_SEED = 2**63 - 1
@@ -147,8 +148,17 @@ class CompletionRequest(SamplingParams):
     )
     prompt: PromptText | list[PromptText] = Field(min_length=1, description="One prompt or a list.")
     n: int = Field(default=1, ge=1, strict=True, description="Samples per prompt.")
+    prompt_format: PromptFormat = Field(
+        default="raw",
+        description="raftflow extension: how each prompt becomes the text the model is conditioned on. "
+        "'raw' (OpenAI's meaning): as sent; 'hh': parsed as an HH-RLHF dialogue (or one user turn) and "
+        "written '\\n\\nHuman: ...\\n\\nAssistant:'; 'chat_template': the tokenizer's template with the "
+        "generation prompt; 'auto': the format the checkpoint was trained with, else its template, else hh.",
+    )
     stream: bool = False
-    echo: bool = False
+    echo: bool = Field(
+        default=False, description="Return the rendered prompt before each completion (OpenAI's echo)."
+    )
     logprobs: int | None = None
     best_of: int | None = None
     suffix: str | None = None
@@ -157,7 +167,7 @@ class CompletionRequest(SamplingParams):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
 
-    @field_validator("stream", "echo")
+    @field_validator("stream")
     @classmethod
     def _false_only(cls, value: bool, info: ValidationInfo) -> bool:
         if value:
@@ -189,6 +199,57 @@ class CompletionRequest(SamplingParams):
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=1_000_000)
+
+
+class ChatCompletionRequest(SamplingParams):
+    """OpenAI ``/v1/chat/completions`` body: ``messages`` rendered with the tokenizer's chat template
+    (the HH form for a tokenizer without one), ``n`` samples. Unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    model: str | None = Field(
+        default=None, description="Accepted for compatibility; the loaded model serves."
+    )
+    messages: list[ChatMessage] = Field(min_length=1, max_length=1024)
+    n: int = Field(default=1, ge=1, strict=True, description="Samples for the conversation.")
+    max_completion_tokens: int | None = Field(
+        default=None, ge=1, strict=True, description="OpenAI's newer name for max_tokens; wins when set."
+    )
+    stream: bool = False
+    user: str | None = None
+
+    @field_validator("stream")
+    @classmethod
+    def _no_stream(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(f"stream=true {_UNSUPPORTED}")
+        return value
+
+    @model_validator(mode="after")
+    def _max_completion_tokens_wins(self) -> ChatCompletionRequest:
+        if self.max_completion_tokens is not None:
+            self.max_tokens = self.max_completion_tokens
+        return self
+
+
+class ChatChoiceMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatChoiceMessage
+    finish_reason: Literal["stop", "length"]
+    logprobs: None = None
+    completion_tokens: int = Field(description="raftflow extension: new tokens in this sample.")
+
+
 class CompletionChoice(BaseModel):
     index: int = Field(description="prompt_index * n + sample_index.")
     text: str
@@ -211,6 +272,16 @@ class CompletionResponse(BaseModel):
     model: str = Field(description="The checkpoint that produced these samples, with its version.")
     system_fingerprint: str = Field(description="The checkpoint's version (OpenAI's meaning: backend state).")
     choices: list[CompletionChoice]
+    usage: Usage
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str = Field(description="The checkpoint that produced these samples, with its version.")
+    system_fingerprint: str = Field(description="The checkpoint's version.")
+    choices: list[ChatChoice]
     usage: Usage
 
 
@@ -291,6 +362,11 @@ class LogprobsRequest(BaseModel):
     responses: list[str] = Field(min_length=1)
     model: Literal["current", "reference"] = Field(
         default="current", description="current: the served checkpoint; reference: the reference model."
+    )
+    prompt_format: PromptFormat = Field(
+        default="raw",
+        description="How prompts are rendered before the response, as in /v1/completions: score a "
+        "response in the format it was sampled in.",
     )
 
     @field_validator("responses")

@@ -17,6 +17,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from raftflow.conversation import PromptFormat
 from raftflow.schemas.paths import PathStr
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.-]{1,128}$"
@@ -126,6 +127,13 @@ class TrainingJob(BaseModel):
         description="Parent directory: the checkpoint lands in output_dir/job_id.",
     )
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Hyper-parameters.")
+    prompt_format: PromptFormat = Field(
+        default="auto",
+        description="How (prompt, response) pairs become model text (raftflow.conversation): 'hh', "
+        "'chat_template' (the tokenizer's), 'raw' (joined as written), or 'auto' (the format the "
+        "checkpoint records, else its chat template, else hh). The checkpoint records the format used, "
+        "and the generator and rewarder render the same way.",
+    )
 
     @property
     def checkpoint_path(self) -> Path:

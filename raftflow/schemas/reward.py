@@ -121,7 +121,7 @@ class RewarderInfo(BaseModel):
     model: str
     version: str
     source: Literal["model", "function"]
-    format: Literal["chat_template", "hh"] = Field(description="How ``inputs`` pairs are formatted.")
+    format: Literal["chat_template", "hh", "raw"] = Field(description="How ``inputs`` pairs are formatted.")
     max_items: int
     max_text_chars: int
     max_length: int | None = Field(description="Token limit per item; None for functions (no tokenizer).")

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from raftflow.conversation import PromptFormat
 from raftflow.schemas.jobs import TrainingConfig
 from raftflow.schemas.paths import NO_NUL, PathStr
 
@@ -42,6 +43,15 @@ class RunRequest(BaseModel):
         default=None,
         description="Optional second rewarder whose scores are reported (gold_* metrics) but never used "
         "for ranking: a gold reward beside the learned proxy makes reward hacking visible.",
+    )
+    prompt_format: PromptFormat = Field(
+        default="auto",
+        description="How each prompt (a conversation: HH dialogue text, LMFlow text, a plain string or "
+        "messages) becomes the policy's text, named once for the run: the generator conditions on it and "
+        "every fine-tuning job trains on it. 'hh': '\\n\\nHuman: ...\\n\\nAssistant:' with each turn "
+        "wrapped once; 'chat_template': the policy tokenizer's template; 'raw': the prompt as written "
+        "(continuation tasks); 'auto': the format the policy checkpoint records, else its chat template, "
+        "else hh. The rewarder renders pairs in the reward model's own format (see docs/data.md).",
     )
     num_iterations: int = Field(default=3, ge=1, le=1000, description="RAFT iterations to run.")
     prompts_per_iteration: int = Field(
@@ -95,6 +105,11 @@ class RunRequest(BaseModel):
     def _one_way_to_set_k(self) -> RunRequest:
         if self.k is not None and self.top_reward_percentage is not None:
             raise ValueError("give either k or top_reward_percentage, not both")
+        if self.generator_backend == "tgi" and self.prompt_format not in ("hh", "raw"):
+            raise ValueError(
+                f"prompt_format {self.prompt_format!r} needs the policy's tokenizer, which a TGI backend "
+                "does not expose here: with generator_backend 'tgi' set prompt_format to 'hh' or 'raw'"
+            )
         if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
             raise ValueError(
                 f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens ({self.max_new_tokens})"

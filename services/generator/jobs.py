@@ -16,6 +16,7 @@ from services.generator.engine import (
     Engine,
     GenerationJob,
     GenerationOutput,
+    PromptFormatRejected,
 )
 from services.generator.metrics import GeneratorMetrics
 
@@ -40,6 +41,8 @@ async def run_job(
             max_new_tokens=exc.max_new_tokens,
             context_length=exc.context_length,
         ) from exc
+    except PromptFormatRejected as exc:
+        raise limit_error("prompt_format", str(exc), job.prompt_format) from exc
     except BackendRejected as exc:
         raise limit_error(prompt_field, str(exc)) from exc
     except ComponentUnavailable as exc:

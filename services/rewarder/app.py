@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import raftflow
-from raftflow.formatting import resolve_style
+from raftflow.conversation import recorded_format, resolve_format
 from raftflow.modeling import set_torch_threads
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
 from raftflow.server import add_request_limits, bearer_auth, metrics_endpoint
@@ -64,7 +64,7 @@ async def start_scorer(settings: RewarderSettings, metrics: RewarderMetrics) -> 
     source = await asyncio.to_thread(build_source, settings)
     scorer = Scorer(
         source,
-        resolve_style(settings.format, source.tokenizer),
+        resolve_format(settings.format, source.tokenizer, recorded_format(source.config)),
         settings,
         on_batch=metrics.observe_batch,
         # torch's thread cap is per thread: the scoring thread must set it for itself.

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from raftflow.formatting import Span
+from raftflow.conversation import Span
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-from raftflow.formatting import ResolvedStyle, Span, format_pair
+from raftflow.conversation import ResolvedFormat, Span, render_pair
 from raftflow.schemas.reward import CalibrationStats, PromptResponse, RewardItem
 from services.rewarder.batcher import BatchObserver, DynamicBatcher
 from services.rewarder.settings import RewarderSettings
@@ -20,7 +20,7 @@ class Scorer:
     def __init__(
         self,
         source: RewardSource,
-        style: ResolvedStyle,
+        style: ResolvedFormat,
         settings: RewarderSettings,
         on_batch: BatchObserver | None = None,
         thread_initializer: Callable[[], None] | None = None,
@@ -44,9 +44,11 @@ class Scorer:
         await self.batcher.stop()
 
     def prepare_pairs(self, pairs: Sequence[PromptResponse]) -> list[Prepared]:
-        """Format each pair for the reward model and encode it (prompt span known: precise truncation).
-        Raises ``ItemRejected`` (and template errors, caught by the route) for an unusable item."""
-        formatted = [format_pair(p.prompt, p.response, self.style, self.source.tokenizer) for p in pairs]
+        """Render each pair for the reward model through the conversation contract (a prompt holding
+        HH dialogue turns is parsed, never wrapped twice) and encode it (prompt span known: precise
+        truncation). Raises ``ItemRejected`` (and template errors, caught by the route) for an
+        unusable item."""
+        formatted = [render_pair(p.prompt, p.response, self.style, self.source.tokenizer) for p in pairs]
         items = [
             RewardItem(text=f.text, prompt=p.prompt, response=p.response)
             for f, p in zip(formatted, pairs, strict=True)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from raftflow.formatting import FormatStyle
+from raftflow.conversation import PromptFormat
 from raftflow.settings import CommonSettings
 
 
@@ -29,10 +29,12 @@ class RewarderSettings(CommonSettings):
         description="Rule-based reward instead of a model: 'module:function' taking list[RewardItem] and "
         "returning list[float].",
     )
-    format: FormatStyle = Field(
+    format: PromptFormat = Field(
         default="auto",
-        description="How 'inputs' pairs become text: auto (the tokenizer's chat template if it has one, "
-        "else hh), chat_template, or hh ('\\n\\nHuman: ...\\n\\nAssistant: ...').",
+        description="How 'inputs' pairs become text (raftflow.conversation): auto (the format the reward "
+        "model's training job recorded, else the tokenizer's chat template, else hh), chat_template, hh "
+        "('\\n\\nHuman: ...\\n\\nAssistant: ...', a prompt's own HH turns parsed, not wrapped again), "
+        "or raw (prompt + response as written).",
     )
     max_items: int = Field(default=1024, ge=1, description="Most items (inputs or texts) in one request.")
     max_text_chars: int = Field(

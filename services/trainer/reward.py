@@ -26,7 +26,7 @@ from services.trainer.config import RewardConfig
 from services.trainer.metrics import finite, training_metrics
 from services.trainer.reward_data import PairCollator, split_holdout, tokenize_pairs
 from services.trainer.runtime import Runtime
-from services.trainer.weights import apply_lora, effective_max_length, save_checkpoint
+from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_checkpoint
 
 
 class BradleyTerryTrainer(Trainer):
@@ -98,14 +98,15 @@ def train_reward_model(
     )
     model.config.pad_token_id = tokenizer.pad_token_id
     max_length = effective_max_length(config.max_length, model)
+    prompt_format = resolve_job_format(job, tokenizer, model)
     train_pairs, eval_pairs = split_holdout(pairs, config.eval_fraction, config.seed)
     model = apply_lora(model, config.lora, "SEQ_CLS", config.gradient_checkpointing)
 
     trainer = BradleyTerryTrainer(
         model=model,
         args=config.training_arguments(),
-        train_dataset=tokenize_pairs(train_pairs, tokenizer, max_length),
-        eval_dataset=tokenize_pairs(eval_pairs, tokenizer, max_length) if eval_pairs else None,
+        train_dataset=tokenize_pairs(train_pairs, tokenizer, max_length, prompt_format),
+        eval_dataset=tokenize_pairs(eval_pairs, tokenizer, max_length, prompt_format) if eval_pairs else None,
         data_collator=PairCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         compute_metrics=pairwise_accuracy,
@@ -122,5 +123,5 @@ def train_reward_model(
                 "eval_pairs": len(eval_pairs),
             }
         )
-    save_checkpoint(trainer.model, tokenizer, staging, config.lora)
+    save_checkpoint(trainer.model, tokenizer, staging, config.lora, prompt_format)
     return metrics

@@ -10,6 +10,7 @@ from typing import TypedDict, TypeVar
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from raftflow.conversation import ResolvedFormat, adds_special_tokens, render_pair
 from raftflow.data import PreferencePair
 
 T = TypeVar("T")
@@ -21,16 +22,36 @@ class PairFeature(TypedDict):
 
 
 def tokenize_pairs(
-    pairs: Sequence[PreferencePair], tokenizer: PreTrainedTokenizerBase, max_length: int
+    pairs: Sequence[PreferencePair],
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    prompt_format: ResolvedFormat = "raw",
 ) -> list[PairFeature]:
-    """Truncation keeps the END of each text: the classifier scores the last token, and the response
+    """Each answer rendered with its prompt exactly as the rewarder renders an ``inputs`` pair
+    (raftflow.conversation), so the model learns to score the text it will be asked to score.
+    Truncation keeps the END of each text: the classifier scores the last token, and the response
     (where chosen and rejected differ) is at the end."""
-    chosen = tokenizer([p.chosen for p in pairs])["input_ids"]
-    rejected = tokenizer([p.rejected for p in pairs])["input_ids"]
+    special = adds_special_tokens(prompt_format)
+    chosen = tokenizer(
+        [pair_text(p, p.chosen, tokenizer, prompt_format) for p in pairs], add_special_tokens=special
+    )
+    rejected = tokenizer(
+        [pair_text(p, p.rejected, tokenizer, prompt_format) for p in pairs], add_special_tokens=special
+    )
+    chosen, rejected = chosen["input_ids"], rejected["input_ids"]
     return [
         {"chosen_ids": c[-max_length:], "rejected_ids": r[-max_length:]}
         for c, r in zip(chosen, rejected, strict=True)
     ]
+
+
+def pair_text(
+    pair: PreferencePair, answer: str, tokenizer: PreTrainedTokenizerBase, prompt_format: ResolvedFormat
+) -> str:
+    """The text scored for one answer: rendered with the pair's prompt, or the answer whole."""
+    if pair.prompt is None:
+        return answer
+    return render_pair(pair.prompt, answer, prompt_format, tokenizer).text
 
 
 def split_holdout(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:

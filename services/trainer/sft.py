@@ -17,7 +17,7 @@ from services.trainer.config import SFTConfig
 from services.trainer.metrics import training_metrics
 from services.trainer.runtime import Runtime
 from services.trainer.sft_data import SFTCollator, tokenize_sft
-from services.trainer.weights import apply_lora, effective_max_length, save_checkpoint
+from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def train_sft(
     # fp32 master weights; bf16 (on GPUs) is applied as mixed precision by the Trainer.
     model = load_causal_lm(job.model, dtype=torch.float32, trust_remote_code=runtime.trust_remote_code)
     max_length = effective_max_length(config.max_length, model)
-    features, dropped = tokenize_sft(examples, tokenizer, max_length, config.loss_on)
+    prompt_format = resolve_job_format(job, tokenizer, model)
+    features, dropped = tokenize_sft(examples, tokenizer, max_length, config.loss_on, prompt_format)
     if dropped:
         log.warning(
             "job %s: %d examples have no response token within %d tokens", job.job_id, dropped, max_length
@@ -54,5 +55,5 @@ def train_sft(
         callbacks=list(callbacks),
     )
     output = trainer.train()
-    save_checkpoint(trainer.model, tokenizer, staging, config.lora)
+    save_checkpoint(trainer.model, tokenizer, staging, config.lora, prompt_format)
     return training_metrics(trainer, output, examples=len(features), dropped=dropped)

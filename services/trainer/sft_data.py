@@ -1,8 +1,11 @@
 """Token ids and label masks for SFT.
 
-Prompt and response are tokenized separately and their ids concatenated, then EOS appended (so the
-model learns to stop). Knowing exactly where the prompt ends lets the collator mask it; tokenizing the
-joined string and then re-tokenizing the prompt can disagree at the boundary.
+Each pair is rendered by the one conversation contract (raftflow.conversation.render_pair), then the
+rendered prompt and the completion are tokenized separately, exactly as the generator encodes the
+prompt it conditions on and appends sampled tokens; EOS is appended unless the completion already ends
+a chat-template turn with it (so the model learns to stop). Knowing exactly where the prompt ends lets
+the collator mask it; tokenizing the joined string and then re-tokenizing the prompt can disagree at
+the boundary.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Literal, TypedDict
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from raftflow.conversation import ResolvedFormat, encode_prompt, render_pair
 from raftflow.data import PromptResponse
 
 IGNORE_INDEX = -100  # torch cross-entropy skips these labels
@@ -29,25 +33,40 @@ def tokenize_sft(
     tokenizer: PreTrainedTokenizerBase,
     max_length: int,
     loss_on: Literal["response", "all"],
+    prompt_format: ResolvedFormat = "raw",
 ) -> tuple[list[SFTFeature], int]:
     """Features and the number of examples dropped because truncation left no response token.
 
-    Truncation keeps the start (the prompt and the first response tokens)."""
-    if tokenizer.eos_token_id is None:
+    Truncation keeps the start (the prompt and the first response tokens). An example with an empty
+    prompt is a plain text: trained on whole, as written, whatever the format."""
+    eos = tokenizer.eos_token_id
+    if eos is None:
         raise ValueError("the tokenizer has no EOS token; SFT appends one so the model learns to stop")
-    # Special tokens (a BOS, for LLaMA-style tokenizers) go before the prompt only.
-    prompts = tokenizer([e.prompt for e in examples], add_special_tokens=True)["input_ids"]
-    responses = tokenizer([e.response for e in examples], add_special_tokens=False)["input_ids"]
     features: list[SFTFeature] = []
     dropped = 0
-    for prompt_ids, response_ids in zip(prompts, responses, strict=True):
-        ids = (prompt_ids + response_ids + [tokenizer.eos_token_id])[:max_length]
+    for example in examples:
+        prompt_ids, completion_ids = encode_example(example, tokenizer, prompt_format)
+        if eos not in completion_ids[-2:]:
+            completion_ids = [*completion_ids, eos]
+        ids = (prompt_ids + completion_ids)[:max_length]
         prompt_length = 0 if loss_on == "all" else len(prompt_ids)
         if prompt_length >= len(ids):
             dropped += 1
             continue
         features.append({"input_ids": ids, "prompt_length": prompt_length})
     return features, dropped
+
+
+def encode_example(
+    example: PromptResponse, tokenizer: PreTrainedTokenizerBase, prompt_format: ResolvedFormat
+) -> tuple[list[int], list[int]]:
+    """(rendered prompt ids, completion ids) of one example, EOS not yet appended."""
+    if not example.prompt:
+        ids = list(tokenizer(example.response, add_special_tokens=True)["input_ids"])
+        return [], ids
+    pair = render_pair(example.prompt, example.response, prompt_format, tokenizer)
+    completion = list(tokenizer(pair.completion, add_special_tokens=False)["input_ids"])
+    return encode_prompt(tokenizer, pair.prompt_text, prompt_format), completion
 
 
 @dataclass(frozen=True)

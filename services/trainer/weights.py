@@ -8,7 +8,9 @@ from typing import Literal
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from raftflow.schemas.jobs import LoraOptions
+from raftflow.conversation import CONFIG_KEY, ResolvedFormat, recorded_format, resolve_format
+from raftflow.data import DataError
+from raftflow.schemas.jobs import LoraOptions, TrainingJob
 
 
 def context_window(model: PreTrainedModel) -> int | None:
@@ -53,15 +55,31 @@ def apply_lora(
     return get_peft_model(model, config)
 
 
+def resolve_job_format(
+    job: TrainingJob, tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel
+) -> ResolvedFormat:
+    """The job's prompt format for this checkpoint ('auto' as the generator and rewarder resolve it);
+    a chat_template job on a tokenizer without one fails before training, naming the field."""
+    try:
+        return resolve_format(job.prompt_format, tokenizer, recorded_format(model.config))
+    except ValueError as exc:
+        raise DataError(f"prompt_format: {exc}") from exc
+
+
 def save_checkpoint(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     out_dir: Path,
     lora: LoraOptions | None,
+    prompt_format: ResolvedFormat | None = None,
 ) -> None:
     """safetensors weights, config and tokenizer in ``out_dir``. LoRA adapters are merged unless the
-    job asked to keep them separate, so consumers need no peft."""
+    job asked to keep them separate, so consumers need no peft. The prompt format the job trained
+    with is recorded in config.json, where 'auto' finds it in every service."""
     if lora is not None and lora.merge:
         model = model.merge_and_unload()
+    if prompt_format is not None:
+        config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+        setattr(config, CONFIG_KEY, prompt_format)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

@@ -64,10 +64,13 @@ def test_converter_writes_three_sets_and_counts_drops(tmp_path: Path, capsys) ->
         PromptResponse(hi, "Hey there."),
         PromptResponse("\n\nHuman: Weather?\n\nAssistant:", "Sunny."),
     ]
+    # The dialogues are stored whole (HH's layout) and read back split at the last reply, so the
+    # reward-model job can render them in its own prompt format.
     assert load_preferences(out / "reward_pairs.jsonl") == [
-        PreferencePair(good["chosen"], good["rejected"]),
-        PreferencePair(same_prompt["chosen"], same_prompt["rejected"]),
+        PreferencePair("Hello!", "Go away.", hi),
+        PreferencePair("Hey there.", "What?", hi),
     ]
+    assert json.loads((out / "reward_pairs.jsonl").read_text().splitlines()[0]) == good
     assert load_prompts(out / "prompts.json") == [hi, "\n\nHuman: Weather?\n\nAssistant:"]
     assert json.loads((out / "prompts.json").read_text())["type"] == "text_only"
 
@@ -94,8 +97,9 @@ def test_converter_on_the_real_sample(tmp_path: Path, capsys) -> None:
         assert example.response and not example.response.startswith(" ")
         assert "\n\nAssistant:" not in example.response
     # Every SFT example is its pair's chosen dialogue, cut in two.
-    chosen = {pair.chosen for pair in pairs}
-    assert sum(example.prompt + " " + example.response in chosen for example in sft) >= len(pairs)
+    chosen = {(pair.prompt, pair.chosen) for pair in pairs}
+    assert sum((example.prompt, example.response) in chosen for example in sft) >= len(pairs)
+    assert sum(pair.prompt is not None for pair in pairs) >= 0.99 * len(pairs)
 
 
 def test_check_command(tmp_path: Path, capsys) -> None:

@@ -56,7 +56,25 @@ def test_preferences_full_texts_and_prompt_split(jsonl) -> None:
     full = jsonl([{"chosen": "H: hi A: hello", "rejected": "H: hi A: go away"}], name="a.jsonl")
     assert load_preferences(full) == [PreferencePair("H: hi A: hello", "H: hi A: go away")]
     split = jsonl([{"prompt": "H: hi A:", "chosen": " hello", "rejected": " go away"}], name="b.jsonl")
-    assert load_preferences(split) == [PreferencePair("H: hi A: hello", "H: hi A: go away")]
+    assert load_preferences(split) == [PreferencePair(" hello", " go away", "H: hi A:")]
+    hh = "\n\nHuman: hi\n\nAssistant:"
+    dialogues = jsonl([{"chosen": hh + " hello", "rejected": hh + " go away"}], name="c.jsonl")
+    assert load_preferences(dialogues) == [PreferencePair("hello", "go away", hh)]
+    other_prompts = jsonl(
+        [{"chosen": hh + " hello", "rejected": "\n\nHuman: yo\n\nAssistant: x"}], name="d.jsonl"
+    )
+    assert load_preferences(other_prompts)[0].prompt is None  # not one prompt: kept whole
+
+
+def test_prompts_from_messages_records(jsonl) -> None:
+    path = jsonl(
+        [{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]}],
+        name="m.jsonl",
+    )
+    assert load_prompts(path) == ["\n\nSystem: Be brief.\n\nHuman: Hi\n\nAssistant:"]
+    bad = jsonl([{"messages": [{"role": "robot", "content": "x"}]}], name="bad.jsonl")
+    with pytest.raises(DataError, match="record 0.*messages.0.role"):
+        load_prompts(bad)
 
 
 def test_json_list_and_jsonl_saved_as_json(tmp_path: Path) -> None:

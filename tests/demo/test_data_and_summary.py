@@ -12,7 +12,6 @@ from raftflow.demo.config import DemoConfig
 from raftflow.demo.data import build_demo_data, clean_fortune, gold_scores, split_prompt
 from raftflow.demo.report import Row, summarize
 from raftflow.demo.stack import sweep_temp_entries
-from raftflow.formatting import HH_ASSISTANT
 
 
 def small(out: Path, seed: int):
@@ -40,10 +39,8 @@ def test_pairs_prefer_the_higher_gold_reward_by_the_gap(tmp_path: Path) -> None:
     pairs = load_preferences(data.preferences)
     assert len(pairs) == 64
     for pair in pairs:
-        prompt = pair.chosen.split(HH_ASSISTANT)[0]
-        assert pair.rejected.startswith(prompt + HH_ASSISTANT)  # same prompt, two continuations
-        chosen, rejected = (text.split(HH_ASSISTANT, 1)[1] for text in (pair.chosen, pair.rejected))
-        good, bad = gold_scores([("", chosen), ("", rejected)])
+        assert pair.prompt  # one prompt, two continuations
+        good, bad = gold_scores([(pair.prompt, pair.chosen), (pair.prompt, pair.rejected)])
         assert good - bad >= 0.3
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -82,6 +83,37 @@ def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, sta
     assert run_id in [run["id"] for run in listed]
     metrics = httpx.get(f"{orchestrator}/metrics", timeout=10).text
     assert "raftflow_orchestrator_iterations_total" in metrics
+
+
+def test_lora_run_trains_an_adapter_per_iteration_and_serves_it_merged(
+    stack, orchestrator, state_dir
+) -> None:
+    """LoRA through a whole run: each iteration trains fresh adapters on the current policy and merges
+    them, so the generator reloads a plain checkpoint; the run's prompt format (auto: hh for the tiny
+    tokenizer, which has no chat template) is recorded in every checkpoint."""
+    from safetensors.torch import load_file
+
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["c_attn"]}
+    body = stack.minimal_body(training={"lora": lora, "learning_rate": 5e-3, "epochs": 1.0})
+    created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)
+    assert created.status_code == 202, created.text
+    view = stack.wait(orchestrator, created.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert view["status"] == "succeeded", view["error"]
+    checkpoints = [Path(it["checkpoint"]) for it in view["iterations"]]
+    assert len(checkpoints) == 2
+    weights = [load_file(stack.models["policy"] / "model.safetensors")]
+    for checkpoint in checkpoints:
+        assert not (checkpoint / "adapter_config.json").exists()  # merged: plain from_pretrained
+        assert json.loads((checkpoint / "config.json").read_text())["raftflow_prompt_format"] == "hh"
+        weights.append(load_file(checkpoint / "model.safetensors"))
+    name = next(key for key in weights[0] if "c_attn.weight" in key)
+    # Each iteration moved the adapted weights (merged in); the rest stayed the base model's.
+    assert (weights[1][name] - weights[0][name]).abs().max() > 0
+    assert (weights[2][name] - weights[1][name]).abs().max() > 0
+    frozen = next(key for key in weights[0] if "mlp.c_fc.weight" in key)
+    assert (weights[2][frozen] - weights[0][frozen]).abs().max() == 0
+    models = httpx.get(f"{stack.generator_url}/v1/models", timeout=10).json()
+    assert models["checkpoint"] == str(checkpoints[-1])
 
 
 def test_cancel_stops_a_running_run(stack, orchestrator) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.formatting import conversation, format_chat
+from raftflow.conversation import render_pair
 from tests.rewarder.conftest import (
     TOLERANCE,
     DirectModel,
@@ -60,7 +60,7 @@ def test_auto_format_picks_the_chat_template(rewarder: Rewarder):
 def test_pairs_are_rendered_with_the_template(rewarder: Rewarder, direct: DirectModel):
     pairs = [("  Hello there?  ", "Hi! Nice to meet you."), ("Tell me a joke.", "No.")]
     answer = rewarder.post("/score", {"inputs": [{"prompt": p, "response": r} for p, r in pairs]}).json()
-    rendered = [direct.tokenizer.apply_chat_template(conversation(p, r), tokenize=False) for p, r in pairs]
+    rendered = [render_pair(p, r, "chat_template", direct.tokenizer).text for p, r in pairs]
     assert rendered[0] == "<|endoftext|><|user|>\nHello there?\n<|assistant|>\nHi! Nice to meet you.\n"
     # The template writes its own BOS, so the tokenizer must not add special tokens again.
     assert_close(answer["scores"], [direct.score(text, add_special_tokens=False) for text in rendered])
@@ -77,7 +77,7 @@ def test_truncation_cuts_the_prompt_start_inside_the_template(rewarder: Rewarder
     ).json()
     assert answer["truncated"] == [True, True]
     assert abs(answer["scores"][0] - answer["scores"][1]) <= TOLERANCE
-    formatted = format_chat(prompts[0], response, direct.tokenizer)
+    formatted = render_pair(prompts[0], response, "chat_template", direct.tokenizer)
     assert formatted.prompt_span is not None
     kept = expected_truncation(direct.tokenizer, formatted.text, formatted.prompt_span, MAX_LENGTH)
     decoded = direct.tokenizer.decode(kept)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.formatting import format_hh
+from raftflow.conversation import render_pair
 from services.rewarder.encoding import Encoder, kept_positions
 
 
@@ -65,7 +65,7 @@ def test_untruncated_items_encode_like_the_tokenizer(encoder: Encoder):
 
 
 def test_a_long_pair_is_cut_to_max_length_keeping_the_response(encoder: Encoder):
-    pair = format_hh("one two three four five six seven eight nine ten eleven twelve", "Yes.")
+    pair = render_pair("one two three four five six seven eight nine ten eleven twelve", "Yes.", "hh")
     (item,) = encoder.encode([pair.text], [pair.prompt_span], add_special_tokens=True)
     assert item.truncated and len(item) == 24
     decoded = encoder.tokenizer.decode(item.features["input_ids"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from raftflow.formatting import format_hh
+from raftflow.conversation import render_pair
 from raftflow.modeling import checkpoint_version
 from tests.rewarder.conftest import (
     TOKEN,
@@ -135,7 +135,7 @@ def test_a_long_prompt_loses_its_start_and_keeps_the_response(rewarder: Rewarder
     ).json()
     scores = dict(zip(prompts, answer["scores"], strict=True))
     assert answer["truncated"] == [True, True, True]
-    formatted = format_hh(prompts["base"], response)
+    formatted = render_pair(prompts["base"], response, "hh")
     assert formatted.prompt_span is not None
     kept = expected_truncation(direct_model.tokenizer, formatted.text, formatted.prompt_span, MAX_LENGTH)
     assert direct_model.tokenizer.decode(kept).endswith("Tell me more.\n\nAssistant: " + response)

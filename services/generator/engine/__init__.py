@@ -12,6 +12,7 @@ from services.generator.engine.types import (
     ModelChoice,
     ModelState,
     NoReferenceModel,
+    PromptFormatRejected,
     UnsupportedOperation,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "ModelChoice",
     "ModelState",
     "NoReferenceModel",
+    "PromptFormatRejected",
     "UnsupportedOperation",
 ]

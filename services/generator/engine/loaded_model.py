@@ -12,6 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from raftflow.conversation import (
+    PromptFormat,
+    RenderedPair,
+    ResolvedFormat,
+    encode_prompt,
+    recorded_format,
+    render_pair,
+    render_prompt,
+    resolve_format,
+)
 from raftflow.modeling import checkpoint_version, default_dtype, load_causal_lm, load_tokenizer
 
 if TYPE_CHECKING:
@@ -47,9 +57,30 @@ class LoadedModel:
     def dtype_name(self) -> str:
         return str(self.model.dtype).removeprefix("torch.")
 
-    def encode(self, prompts: list[str], truncate: int | None = None) -> list[list[int]]:
-        """Token ids per prompt, unpadded (padding is per batch, to that batch's longest prompt)."""
-        ids = self.tokenizer(prompts, add_special_tokens=True)["input_ids"]
+    def resolve(self, fmt: PromptFormat) -> ResolvedFormat:
+        """``fmt`` for this checkpoint (``auto``: what its training recorded, its template, else hh);
+        ValueError when the format needs a chat template the tokenizer lacks."""
+        return resolve_format(fmt, self.tokenizer, recorded_format(self.model.config))
+
+    def render(self, prompts: list[str], fmt: PromptFormat) -> tuple[ResolvedFormat, list[str]]:
+        """The texts the model is conditioned on, through the one conversation contract."""
+        resolved = self.resolve(fmt)
+        return resolved, [render_prompt(prompt, resolved, self.tokenizer) for prompt in prompts]
+
+    def render_pairs(
+        self, prompts: list[str], responses: list[str], fmt: PromptFormat
+    ) -> tuple[ResolvedFormat, list[RenderedPair]]:
+        resolved = self.resolve(fmt)
+        return resolved, [
+            render_pair(p, r, resolved, self.tokenizer) for p, r in zip(prompts, responses, strict=True)
+        ]
+
+    def encode(
+        self, texts: list[str], fmt: ResolvedFormat = "raw", truncate: int | None = None
+    ) -> list[list[int]]:
+        """Token ids per rendered prompt, unpadded (padding is per batch, to that batch's longest
+        prompt); special tokens as the trainer adds them (none after a chat template)."""
+        ids = [encode_prompt(self.tokenizer, text, fmt) for text in texts]
         return [row[-truncate:] for row in ids] if truncate else ids
 
 

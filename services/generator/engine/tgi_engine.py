@@ -15,6 +15,7 @@ import httpx
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.tgi import TGISamplerClient
+from raftflow.conversation import PromptFormat, render_prompt
 from raftflow.schemas.generation import MAX_SEED, SamplingParams
 from services.generator.engine.types import (
     BackendRejected,
@@ -24,6 +25,7 @@ from services.generator.engine.types import (
     LogprobsOutput,
     ModelChoice,
     ModelState,
+    PromptFormatRejected,
     UnsupportedOperation,
 )
 from services.generator.metrics import GeneratorMetrics
@@ -98,7 +100,11 @@ class TGIEngine:
         )
 
     async def logprobs(
-        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+        self,
+        prompts: list[str],
+        responses: list[str],
+        model: ModelChoice = "current",
+        prompt_format: PromptFormat = "raw",
     ) -> LogprobsOutput:
         """TGI's decoder_input_details cannot tell prompt from response tokens reliably, so no KL."""
         raise UnsupportedOperation("the tgi backend does not compute log-probabilities of given responses")
@@ -113,6 +119,12 @@ class TGIEngine:
         if any(unsupported.values()):
             names = ", ".join(name for name, used in unsupported.items() if used)
             raise BackendRejected(f"{names} not forwarded by the tgi backend")
+        if job.prompt_format not in ("raw", "hh"):
+            raise PromptFormatRejected(
+                f"prompt_format {job.prompt_format!r} needs the model's tokenizer, which the tgi backend "
+                "does not load: use 'hh' or 'raw', or render the chat template before sending"
+            )
+        texts = [render_prompt(prompt, job.prompt_format) for prompt in job.prompts]
         seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
         params = SamplingParams(
             max_tokens=job.max_new_tokens,
@@ -124,7 +136,7 @@ class TGIEngine:
             stop=job.stop or None,
         )
         try:
-            groups = await self._client.sample(job.prompts, job.n, params)
+            groups = await self._client.sample(texts, job.n, params)
         except ComponentRejected as exc:
             raise BackendRejected(f"TGI rejected the request: {exc.detail}") from exc
         samples = [
@@ -143,6 +155,7 @@ class TGIEngine:
             seed=seed,
             prompt_tokens=[0] * len(job.prompts),
             samples=samples,
+            prompt_texts=texts,
         )
 
     async def _refresh_info(self) -> None:

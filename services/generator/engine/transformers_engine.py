@@ -25,6 +25,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from jinja2 import TemplateError
+
+from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
 from services.generator.engine.batching import plan_batches
@@ -41,6 +44,7 @@ from services.generator.engine.types import (
     ModelChoice,
     ModelState,
     NoReferenceModel,
+    PromptFormatRejected,
 )
 from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
@@ -108,14 +112,18 @@ class TransformersEngine:
             return self._state_of(loaded)
 
     async def logprobs(
-        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+        self,
+        prompts: list[str],
+        responses: list[str],
+        model: ModelChoice = "current",
+        prompt_format: PromptFormat = "raw",
     ) -> LogprobsOutput:
         """One forward pass per token-budget batch, on the generation worker (the model and tokenizer
         are not thread-safe, and batches interleave with sampling requests like generate's do)."""
         loaded = self._loaded() if model == "current" else self._reference
         if loaded is None:
             raise NoReferenceModel()
-        pairs = await self._on_worker(encode_pairs, loaded, prompts, responses)
+        pairs = await self._on_worker(_rendering(encode_pairs), loaded, prompts, responses, prompt_format)
         for index, (prompt_ids, response_ids) in enumerate(pairs):
             if not prompt_ids:
                 raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
@@ -135,7 +143,7 @@ class TransformersEngine:
     async def generate(self, job: GenerationJob) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
-        prompt_ids = await self._on_worker(loaded.encode, job.prompts, job.truncate)
+        texts, prompt_ids = await self._on_worker(_rendering(_encode_job), loaded, job)
         self._check_context(loaded, prompt_ids, job.max_new_tokens)
 
         seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
@@ -166,7 +174,11 @@ class TransformersEngine:
         if not job.do_sample:
             filled = [group * job.n for group in filled]
         return GenerationOutput(
-            model=state, seed=seed, prompt_tokens=[len(ids) for ids in prompt_ids], samples=filled
+            model=state,
+            seed=seed,
+            prompt_tokens=[len(ids) for ids in prompt_ids],
+            samples=filled,
+            prompt_texts=texts,
         )
 
     # ------------------------------------------------------------------------------------------------
@@ -214,3 +226,22 @@ class TransformersEngine:
 
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+
+def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]]]:
+    """The job's prompts rendered in its format, and their token ids (TGI's truncate applied)."""
+    resolved, texts = loaded.render(job.prompts, job.prompt_format)
+    return texts, loaded.encode(texts, resolved, job.truncate)
+
+
+def _rendering(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` with rendering failures (a chat template the tokenizer lacks, or one that refuses the
+    conversation) raised as :class:`PromptFormatRejected`, which the routes answer with a 422."""
+
+    def call(*args: Any) -> T:
+        try:
+            return fn(*args)
+        except (ValueError, TemplateError) as exc:
+            raise PromptFormatRejected(str(exc)) from exc
+
+    return call

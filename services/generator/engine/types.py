@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from raftflow.conversation import PromptFormat
+
 ModelChoice = Literal["current", "reference"]
 """Which loaded model ``/v1/logprobs`` scores with: the served policy or the fixed reference."""
 
@@ -34,6 +36,8 @@ class GenerationJob:
     """Keep only the last ``truncate`` prompt tokens (TGI's option)."""
     logprobs: bool = False
     """Also return per-token log-probabilities and texts (TGI details, best_of ranking)."""
+    prompt_format: PromptFormat = "raw"
+    """How each prompt becomes the conditioning text (raftflow.conversation); raw is OpenAI's meaning."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class GenerationOutput:
     prompt_tokens: list[int]
     samples: list[list[GeneratedSample]]
     """``samples[prompt_index][sample_index]``."""
+    prompt_texts: list[str] = field(default_factory=list)
+    """The rendered text each prompt conditioned the model on (what ``echo`` returns)."""
 
 
 class Engine(Protocol):
@@ -110,7 +116,11 @@ class Engine(Protocol):
         ...
 
     async def logprobs(
-        self, prompts: list[str], responses: list[str], model: ModelChoice = "current"
+        self,
+        prompts: list[str],
+        responses: list[str],
+        model: ModelChoice = "current",
+        prompt_format: PromptFormat = "raw",
     ) -> LogprobsOutput:
         """Sequence log-probabilities of each response given its prompt under the chosen model."""
         ...
@@ -147,6 +157,10 @@ class LoadFailed(RuntimeError):
 
 class UnsupportedOperation(RuntimeError):
     """The backend cannot do this at all (e.g. hot reload behind TGI)."""
+
+
+class PromptFormatRejected(ValueError):
+    """The request's prompt format cannot be rendered with this model (a 422 naming prompt_format)."""
 
 
 class BackendRejected(ValueError):

@@ -1,4 +1,5 @@
-"""``POST /v1/completions``: OpenAI/vLLM completions, with ``n`` samples per prompt and ``min_tokens``."""
+"""``POST /v1/completions`` and ``POST /v1/chat/completions``: OpenAI/vLLM sampling with ``n`` samples
+per prompt, ``min_tokens``, and raftflow's ``prompt_format`` (how a prompt becomes model text)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,22 @@ import uuid
 
 from fastapi import APIRouter
 
-from raftflow.schemas.generation import CompletionChoice, CompletionRequest, CompletionResponse, Usage
+from raftflow.conversation import PromptFormat, messages_to_text
+from raftflow.schemas.generation import (
+    ChatChoice,
+    ChatChoiceMessage,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionChoice,
+    CompletionRequest,
+    CompletionResponse,
+    SamplingParams,
+    Usage,
+)
 from services.generator.deps import EngineDep, MetricsDep, SettingsDep
-from services.generator.engine import GenerationJob
+from services.generator.engine import GenerationJob, GenerationOutput
 from services.generator.jobs import UNAVAILABLE, check_limit, run_job
+from services.generator.settings import GeneratorSettings
 
 protected = APIRouter(tags=["openai"])
 
@@ -21,26 +34,13 @@ async def create_completion(
 ) -> CompletionResponse:
     prompts = body.prompts
     check_limit("prompt", len(prompts), settings.max_prompts, "GENERATOR_MAX_PROMPTS")
-    check_limit("n", body.n, settings.max_n, "GENERATOR_MAX_N")
-    check_limit("max_tokens", body.max_tokens, settings.max_tokens, "GENERATOR_MAX_TOKENS")
-    job = GenerationJob(
-        prompts=prompts,
-        n=body.n,
-        max_new_tokens=body.max_tokens,
-        min_new_tokens=body.min_tokens,
-        do_sample=not body.greedy,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        top_k=max(body.top_k, 0),
-        seed=body.seed,
-        stop=body.stop or [],
-    )
+    job = _job(body, prompts, body.n, body.prompt_format, settings)
     output = await run_job(engine, metrics, job, "prompt", indexed=not isinstance(body.prompt, str))
 
     choices = [
         CompletionChoice(
             index=prompt_index * body.n + j,
-            text=sample.text,
+            text=(output.prompt_texts[prompt_index] if body.echo else "") + sample.text,
             finish_reason="length" if sample.finish_reason == "length" else "stop",
             prompt_index=prompt_index,
             completion_tokens=sample.completion_tokens,
@@ -48,17 +48,69 @@ async def create_completion(
         for prompt_index, group in enumerate(output.samples)
         for j, sample in enumerate(group)
     ]
-    prompt_tokens = sum(output.prompt_tokens)
-    completion_tokens = sum(choice.completion_tokens for choice in choices)
     return CompletionResponse(
         id=f"cmpl-{uuid.uuid4().hex}",
         created=int(time.time()),
         model=output.model.name,
         system_fingerprint=output.model.version,
         choices=choices,
-        usage=Usage(
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            total_tokens=prompt_tokens + completion_tokens,
-        ),
+        usage=_usage(output),
+    )
+
+
+@protected.post("/v1/chat/completions", response_model=ChatCompletionResponse, responses=UNAVAILABLE)
+async def create_chat_completion(
+    body: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+) -> ChatCompletionResponse:
+    """The conversation rendered with the checkpoint's chat template ('auto': the HH form when the
+    tokenizer has none, or the format its training recorded), ``n`` samples of the assistant's reply."""
+    conversation = messages_to_text([m.model_dump() for m in body.messages])
+    job = _job(body, [conversation], body.n, "auto", settings)
+    output = await run_job(engine, metrics, job, "messages", indexed=False)
+    choices = [
+        ChatChoice(
+            index=j,
+            message=ChatChoiceMessage(content=sample.text),
+            finish_reason="length" if sample.finish_reason == "length" else "stop",
+            completion_tokens=sample.completion_tokens,
+        )
+        for j, sample in enumerate(output.samples[0])
+    ]
+    return ChatCompletionResponse(
+        id=f"chatcmpl-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=output.model.name,
+        system_fingerprint=output.model.version,
+        choices=choices,
+        usage=_usage(output),
+    )
+
+
+def _job(
+    params: SamplingParams, prompts: list[str], n: int, fmt: PromptFormat, settings: GeneratorSettings
+) -> GenerationJob:
+    check_limit("n", n, settings.max_n, "GENERATOR_MAX_N")
+    check_limit("max_tokens", params.max_tokens, settings.max_tokens, "GENERATOR_MAX_TOKENS")
+    return GenerationJob(
+        prompts=prompts,
+        n=n,
+        max_new_tokens=params.max_tokens,
+        min_new_tokens=params.min_tokens,
+        do_sample=not params.greedy,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=max(params.top_k, 0),
+        seed=params.seed,
+        stop=params.stop or [],
+        prompt_format=fmt,
+    )
+
+
+def _usage(output: GenerationOutput) -> Usage:
+    prompt_tokens = sum(output.prompt_tokens)
+    completion_tokens = sum(s.completion_tokens for group in output.samples for s in group)
+    return Usage(
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt_tokens + completion_tokens,
     )

@@ -18,6 +18,7 @@ from services.generator.engine import (
     BackendRejected,
     ContextLengthExceeded,
     NoReferenceModel,
+    PromptFormatRejected,
     UnsupportedOperation,
 )
 
@@ -45,7 +46,7 @@ async def sequence_logprobs(
             le=settings.max_prompts,
         )
     try:
-        output = await engine.logprobs(body.prompts, body.responses, body.model)
+        output = await engine.logprobs(body.prompts, body.responses, body.model, body.prompt_format)
     except ContextLengthExceeded as exc:
         raise limit_error(
             f"responses.{exc.prompt_index}",
@@ -55,6 +56,8 @@ async def sequence_logprobs(
             response_tokens=exc.max_new_tokens,
             context_length=exc.context_length,
         ) from exc
+    except PromptFormatRejected as exc:
+        raise limit_error("prompt_format", str(exc), body.prompt_format) from exc
     except BackendRejected as exc:
         raise limit_error("prompts", str(exc)) from exc
     except (NoReferenceModel, UnsupportedOperation) as exc:

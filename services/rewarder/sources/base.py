@@ -4,9 +4,9 @@ loop's side, score prepared batches in the scoring thread."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from raftflow.formatting import Span
+from raftflow.conversation import Span
 from raftflow.schemas.reward import RewardItem
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class RewardSource(Protocol):
     name: str
     version: str
     tokenizer: PreTrainedTokenizerBase | None
+    config: Any
+    """The model's config (where a training job recorded its prompt format), or None for functions."""
     max_length: int | None
     device: str | None
     dtype: str | None

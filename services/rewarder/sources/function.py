@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Literal
 
-from raftflow.formatting import Span
+from raftflow.conversation import Span
 from raftflow.schemas.reward import RewardItem
 from services.rewarder.sources.base import Prepared
 
@@ -45,6 +45,7 @@ def source_version(fn: object) -> str:
 class FunctionSource:
     kind: Literal["function"] = "function"
     tokenizer = None
+    config = None
     max_length = None
     device = None
     dtype = None

@@ -14,7 +14,7 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Literal
 
-from raftflow.formatting import Span
+from raftflow.conversation import Span
 from raftflow.modeling import (
     checkpoint_version,
     default_dtype,
@@ -61,6 +61,7 @@ class ModelSource:
         # Scoring is one forward per batch, never decoding: a causal backbone would otherwise build a
         # key/value cache on every forward only to drop it.
         self.model.config.use_cache = False
+        self.config = self.model.config
         self.device = str(device)
         self.dtype = str(dtype).removeprefix("torch.")
         self.max_length = resolve_max_length(settings.max_length, self.model, self.tokenizer)
