@@ -26,6 +26,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/raftflow demo $(DEMO_ARGS)
 
+# LMFlow-RAFT's HH-RLHF pipeline on SmolLM2-135M-Instruct (LoRA) and a MiniLM reward model, offline
+# (~25 min on 2 cores; docs/demo.md).
+demo-hh: $(STAMP)
+	$(BIN)/raftflow demo --profile hh --out raftflow-demo-hh $(DEMO_ARGS)
+
 # Local checkpoints of SmolLM2-135M-Instruct and all-MiniLM-L6-v2 in models/pretrained (offline).
 pretrained: $(STAMP)
 	$(BIN)/raftflow models pretrained --out models/pretrained

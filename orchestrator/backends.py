@@ -60,6 +60,10 @@ class GeneratorPolicyServer:
         """Sum of log p(response | prompt) per pair under the ``current`` or ``reference`` model."""
         return await self.client.sequence_logprobs(prompts, responses, model)
 
+    async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
+        """The served model's perplexity of held-out responses (the run's eval_pairs)."""
+        return await self.client.perplexity(prompts, responses)
+
 
 def _is_checkpoint(served: str | None, version: str | None, checkpoint: str) -> bool:
     """Whether the generator's report names ``checkpoint``. The generator reports the resolved path;

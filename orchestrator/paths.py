@@ -21,7 +21,13 @@ log = logging.getLogger(__name__)
 
 # Every field of RunRequest that names a file or directory, and whether a hub id may stand in for it.
 # tests/reliability/test_path_roots.py fails when RunRequest gains a str field missing here.
-PATH_FIELDS: dict[str, bool] = {"policy": True, "prompts": False, "eval_prompts": False}
+PATH_FIELDS: dict[str, bool] = {
+    "policy": True,
+    "prompts": False,
+    "eval_prompts": False,
+    "eval_pairs": False,
+    "sft_mix_data": False,
+}
 
 
 def confine_run(body: RunRequest, settings: OrchestratorSettings) -> RunRequest:

@@ -36,7 +36,7 @@ from typing import Literal, Protocol, TypeVar
 import numpy as np
 
 from raftflow.atomic import read_json, write_json_atomic
-from raftflow.data import load_prompts, write_text2text
+from raftflow.data import PromptResponse, load_pairs, load_prompts, write_text2text
 from raftflow.metrics import kl_estimate, reward_table_metrics, text_metrics
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
@@ -85,6 +85,8 @@ class ScoringPolicyServer(PolicyServer, Protocol):
     async def logprobs(
         self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
     ) -> list[float]: ...
+
+    async def perplexity(self, prompts: list[str], responses: list[str]) -> float: ...
 
 
 @dataclass
@@ -192,15 +194,28 @@ async def run_iteration(
                 )
             )
 
-    # 4. Select the best and write them as the training set.
+    # 3b. With kl_coef, rank by the paper's KL-penalised reward r - beta * (log p - log p0): samples the
+    #     policy already likes far more than the initial policy did are held back (diversity lever).
+    ranking, sample_kl = rewards, None
+    if request.kl_coef > 0:
+        with _timed(timings, "score_s"):
+            sample_kl = np.array(
+                await _cached(
+                    out / "sample_kl.json", lambda: sample_kl_stage(ctx, backends, batch, texts, policy)
+                )
+            )
+        ranking = rewards - request.kl_coef * sample_kl
+
+    # 4. Select the best and write them as the training set (plus a share of SFT pairs, when asked).
     ctx.check_cancelled()
     ctx.reporter.stage(index, StageProgress(stage="select", done=0, total=1))
-    selection = select(request, rewards, texts)
+    selection = select(request, ranking, texts)
     data_path = out / "selected.json"
-    if not data_path.exists():
-        write_text2text(data_path, [(batch[i], texts[i][j]) for i, j in selection.kept])
     if not selection.kept:
         raise RuntimeError(f"iteration {index}: every sample was degenerate, nothing to train on")
+    if not data_path.exists():
+        kept = [(batch[i], texts[i][j]) for i, j in selection.kept]
+        write_text2text(data_path, kept + sft_mix(request, index, len(kept)))
 
     # 5. Fine-tune the current policy on them.
     with _timed(timings, "train_s"):
@@ -211,9 +226,12 @@ async def run_iteration(
         ctx.reporter.stage(index, StageProgress(stage="load", done=0, total=1))
         await backends.policy_server.ensure_loaded(result.checkpoint)
 
-    # 7. Metrics (plus the held-out reward of the NEW policy when eval prompts are given).
+    # 7. Metrics (plus the held-out reward, KL and perplexity of the NEW policy when eval data is given).
     metrics = iteration_metrics(samples, rewards, gold, selection, result)
-    if eval_prompts:
+    if sample_kl is not None:
+        metrics["sample_kl"] = float(sample_kl.mean())
+        metrics["selected_kl"] = float(np.mean([sample_kl[i, j] for i, j in selection.kept]))
+    if eval_prompts or request.eval_pairs:
         with _timed(timings, "eval_s"):
             metrics.update(
                 await on_policy(
@@ -287,6 +305,35 @@ async def score_stage(
     return [scores[i * k : (i + 1) * k] for i in range(len(texts))]
 
 
+async def sample_kl_stage(
+    ctx: RunContext, backends: Backends, batch: list[str], texts: list[list[str]], policy: str
+) -> list[list[float]]:
+    """log p(sample) - log p0(sample) per sample: the current policy (which sampled them) against the
+    run's initial policy, both scored by the generator (``/v1/logprobs``)."""
+    server = backends.policy_server
+    if not (hasattr(server, "ensure_reference") and hasattr(server, "logprobs")):
+        raise RuntimeError("kl_coef needs a generator that scores log-probabilities (raftflow's generator)")
+    flat_prompts = [batch[i] for i, row in enumerate(texts) for _ in row]
+    flat_texts = [t for row in texts for t in row]
+    await server.ensure_reference(ctx.request.policy)
+    current = await on_policy(server, policy, partial(server.logprobs, flat_prompts, flat_texts, "current"))
+    reference = await server.logprobs(flat_prompts, flat_texts, "reference")
+    kl = np.array(current) - np.array(reference)
+    k = len(texts[0]) if texts else 0
+    return [kl[i * k : (i + 1) * k].tolist() for i in range(len(texts))]
+
+
+def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
+    """SFT pairs mixed into an iteration's fine-tuning set, so they make ``sft_mix_ratio`` of it
+    (another diversity lever: the policy keeps seeing reference answers); drawn by seed, without
+    replacement within an iteration."""
+    if not request.sft_mix_data or request.sft_mix_ratio <= 0:
+        return []
+    pairs = load_pairs(request.sft_mix_data)
+    count = min(len(pairs), round(kept * request.sft_mix_ratio / (1 - request.sft_mix_ratio)))
+    return random.Random(request.seed * 1_000_003 + index).sample(pairs, count)
+
+
 def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
     valid = valid_mask(texts)
     if request.selection == "local":
@@ -334,17 +381,25 @@ async def train_stage(
 
 async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
     """One sample per held-out prompt from the new policy, scored by the training reward (and gold),
-    and, when the policy server can score responses, the KL of the new policy to the initial one."""
+    and, when the policy server can score responses, the KL of the new policy to the initial one and
+    its perplexity of the held-out pairs."""
+    metrics: dict[str, float] = {}
+    server = backends.policy_server
+    if ctx.request.eval_pairs and hasattr(server, "perplexity"):
+        pairs = load_pairs(ctx.request.eval_pairs)[: ctx.request.max_eval_pairs]
+        ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(pairs), unit="pairs"))
+        metrics["eval_ppl"] = await server.perplexity([p.prompt for p in pairs], [p.response for p in pairs])
+    if not eval_prompts:
+        return metrics
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
     params = sampling_params(ctx.request, seed=_chunk_seed(ctx.request.seed, index, -1))
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
-    metrics = {"eval_reward": float(np.mean(await backends.scorer.score(eval_prompts, responses)))}
+    metrics["eval_reward"] = float(np.mean(await backends.scorer.score(eval_prompts, responses)))
     if backends.gold_scorer is not None:
         metrics["gold_eval_reward"] = float(
             np.mean(await backends.gold_scorer.score(eval_prompts, responses))
         )
-    server = backends.policy_server
     if hasattr(server, "ensure_reference") and hasattr(server, "logprobs"):
         metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, responses)
     return metrics

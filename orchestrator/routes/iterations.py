@@ -11,7 +11,7 @@ from orchestrator.paths import confine_run
 from orchestrator.plotting import plot_run
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
-from raftflow.data import DataError, load_prompts
+from raftflow.data import DataError, load_pairs, load_prompts
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED, error_responses
 from raftflow.schemas.runs import RunCreated, RunRequest, RunView
 from raftflow.server import limit_error
@@ -48,12 +48,16 @@ def start_run(
     queue the run."""
     body = confine_run(body, manager.settings)  # before anything is read from those paths
     _check_policy(body.policy)
-    for field in ("prompts", "eval_prompts"):
+    for field, load in (
+        ("prompts", load_prompts),
+        ("eval_prompts", load_prompts),
+        ("eval_pairs", load_pairs),
+    ):
         path = getattr(body, field)
         if path is None:
             continue
         try:
-            load_prompts(path)
+            load(path)
         except DataError as exc:
             raise limit_error(field, str(exc), value=path) from exc
     row = store.create(body)

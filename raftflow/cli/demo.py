@@ -22,7 +22,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "See docs/demo.md.",
     )
     demo.add_argument("--out", default="raftflow-demo", help="run directory (default: ./raftflow-demo)")
-    demo.add_argument("--profile", choices=["default", "fast"], default="default")
+    demo.add_argument(
+        "--profile",
+        choices=["default", "fast", "hh"],
+        default="default",
+        help="default: tiny models on 'positive fortunes'; fast: its CI size; hh: LMFlow-RAFT's HH-RLHF "
+        "pipeline on SmolLM2-135M-Instruct (LoRA) and a MiniLM reward model (~25 min on 2 cores)",
+    )
     demo.add_argument("--fast", action="store_true", help="the CI profile: tiny sizes, one RAFT iteration")
     demo.add_argument("--config", help="JSON file of DemoConfig fields, applied over the profile")
     demo.add_argument("--seed", type=int)
@@ -57,18 +63,33 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from raftflow.demo.config import PROFILES, DemoConfig
-    from raftflow.demo.pipeline import DemoFailed, DemoPipeline
+    from raftflow.demo.pipeline import DemoPipeline
     from raftflow.demo.report import render_table
-    from raftflow.demo.stack import StackInterrupted
 
-    config = PROFILES["fast" if args.fast else args.profile]()
     updates = _config_updates(args)
     if args.config:
         updates = _merge(json.loads(Path(args.config).read_text()), updates)
+    if args.profile == "hh" and not args.fast:
+        from raftflow.demo.hh_config import HHConfig
+        from raftflow.demo.hh_pipeline import HHPipeline
+        from raftflow.demo.hh_report import render_hh_table
+
+        hh = HHConfig.model_validate(_merge(HHConfig().model_dump(), updates))
+        return _run_demo(lambda: HHPipeline(hh, args.out, say=_say).run(), render_hh_table, args)
+    config = PROFILES["fast" if args.fast else args.profile]()
     if updates:
         config = DemoConfig.model_validate(_merge(config.model_dump(), updates))
+    return _run_demo(lambda: DemoPipeline(config, args.out, say=_say).run(), render_table, args)
+
+
+def _run_demo(run, render, args: argparse.Namespace) -> int:
+    """Run a pipeline, print its table; the exit code says interrupted (130), failed (1) or targets
+    missed under --strict (3)."""
+    from raftflow.demo.pipeline import DemoFailed
+    from raftflow.demo.stack import StackInterrupted
+
     try:
-        report = DemoPipeline(config, args.out, say=_say).run()
+        report = run()
     except StackInterrupted as exc:
         _say(f"interrupted ({exc}); every service was stopped")
         return EXIT_INTERRUPTED
@@ -81,7 +102,7 @@ def _demo(args: argparse.Namespace) -> int:
         _say(f"demo failed: {exc}")
         _say(f"service logs: {Path(args.out) / 'logs'}")
         return 1
-    print(render_table(report), flush=True)
+    print(render(report), flush=True)
     print(f"report: {Path(args.out) / 'report.txt'}, report.json, report.png", flush=True)
     if args.strict and not report.summary.all_met:
         return EXIT_TARGETS_MISSED

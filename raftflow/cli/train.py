@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from raftflow.conversation import PROMPT_FORMATS
 from raftflow.data import DataError
 from raftflow.schemas.jobs import LoraOptions, RewardModelJob, SFTJob, TrainingConfig, TrainingJob
 
@@ -50,6 +51,7 @@ TRAINING_FLAGS = (
     Flag("--weight-decay", "weight_decay", float),
     Flag("--logging-steps", "logging_steps", int),
 )
+SWITCHES = ("group_by_length",)
 SFT_FLAGS = (Flag("--loss-on", "loss_on", str, ("response", "all")),)
 LORA_FLAGS = (
     Flag("--lora-r", "r", int),
@@ -75,12 +77,23 @@ def _add_arguments(parser: argparse.ArgumentParser, spec: type[TrainingJob]) -> 
     parser.add_argument("--local", action="store_true", help="train in this process, without the queue")
     parser.add_argument("--redis-url", help="broker for queued jobs (default: $REDIS_URL)")
     parser.add_argument(
+        "--prompt-format",
+        choices=PROMPT_FORMATS,
+        help="how (prompt, response) pairs become model text (default: auto: the checkpoint's recorded "
+        "format, else its chat template, else hh; see docs/data.md)",
+    )
+    parser.add_argument(
         "--retry-seconds", type=float, default=60.0, help="give up when Redis stays unreachable this long"
     )
     hyper = parser.add_argument_group("training (defaults: docs/trainer.md)")
     flags = TRAINING_FLAGS + (SFT_FLAGS if spec is SFTJob else ())
     for flag in flags:
         _add_flag(hyper, flag, TrainingConfig)
+    hyper.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help=TrainingConfig.model_fields["group_by_length"].description,
+    )
     if spec is RewardModelJob:
         hyper.add_argument(
             "--eval-fraction", type=float, help=RewardModelJob.model_fields["eval_fraction"].description
@@ -111,6 +124,7 @@ def build_job(spec: type[TrainingJob], args: argparse.Namespace) -> TrainingJob:
         for f in TRAINING_FLAGS + SFT_FLAGS
         if getattr(args, f.field, None) is not None
     }
+    training.update({name: True for name in SWITCHES if getattr(args, name, False)})
     if args.lora_r is not None:
         lora: dict[str, Any] = {
             f.field: getattr(args, f"lora_{f.field}")
@@ -129,6 +143,8 @@ def build_job(spec: type[TrainingJob], args: argparse.Namespace) -> TrainingJob:
         "output_dir": args.out,
         "training": training,
     }
+    if args.prompt_format is not None:
+        fields["prompt_format"] = args.prompt_format
     if spec is RewardModelJob and args.eval_fraction is not None:
         fields["eval_fraction"] = args.eval_fraction
     return spec.model_validate(fields)

@@ -13,6 +13,7 @@ Failures are typed for the orchestrator: a server that stays unreachable or keep
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Literal
 
 from raftflow.clients.http import ServiceHTTP, gather_failfast
@@ -100,14 +101,20 @@ class CompletionsClient:
         (raftflow generator only: ``POST /v1/logprobs``). Split into requests of
         ``prompts_per_request`` pairs like :meth:`sample`, so any number of pairs fits the server's
         GENERATOR_MAX_PROMPTS."""
+        return (await self.scored_logprobs(prompts, responses, model))[0]
+
+    async def scored_logprobs(
+        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    ) -> tuple[list[float], list[int]]:
+        """(sum of log-probabilities, response tokens) per pair: what a perplexity needs."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         if not prompts:
-            return []
+            return [], []
         size = self.prompts_per_request
         limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
 
-        async def run(start: int) -> list[float]:
+        async def run(start: int) -> LogprobsResponse:
             body = LogprobsRequest(
                 prompts=prompts[start : start + size],
                 responses=responses[start : start + size],
@@ -116,10 +123,16 @@ class CompletionsClient:
             )
             async with limit:
                 payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
-            return LogprobsResponse.model_validate(payload).logprobs
+            return LogprobsResponse.model_validate(payload)
 
         results = await gather_failfast([run(start) for start in range(0, len(prompts), size)])
-        return [value for chunk in results for value in chunk]
+        return [v for r in results for v in r.logprobs], [n for r in results for n in r.tokens]
+
+    async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
+        """exp(mean negative log-likelihood per response token) of given pairs under the served model:
+        how well the policy still predicts reference answers as RAFT moves it."""
+        sums, tokens = await self.scored_logprobs(prompts, responses)
+        return math.exp(-sum(sums) / max(1, sum(tokens)))
 
     async def models(self) -> dict:
         """``GET /v1/models``: the served checkpoint, its version and the load count."""

@@ -223,10 +223,15 @@ class DemoPipeline:
         until a worker takes it, so a worker that died must be noticed here or the wait never ends."""
         trainer.submit(job)
         with tqdm(desc=label, unit="step", dynamic_ncols=True, leave=True) as bar:
+            last: list[JobProgress] = []
 
             def on_progress(progress: JobProgress) -> None:
                 if not worker.alive():
                     raise DemoFailed(f"the trainer worker exited:\n{worker.log_tail()}")
+                # The client polls twice as often as the worker reports: draw each report once.
+                if last and last[0] == progress:
+                    return
+                last[:] = [progress]
                 if progress.total_steps and bar.total != progress.total_steps:
                     bar.total = progress.total_steps
                 bar.n = progress.step
@@ -293,16 +298,20 @@ class DemoPipeline:
             total = self.config.raft.iterations
             with tqdm(total=100.0, desc="3/3 RAFT", unit="%", dynamic_ncols=True, leave=True) as bar:
                 bar.bar_format = "{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]"
+                shown: tuple = ()
                 while True:
                     view = RunView.model_validate(http.get(f"/iterations/{run_id}").raise_for_status().json())
-                    bar.n = max(bar.n, view.percent_complete)  # a resumed stage may report less
-                    bar.set_postfix(
-                        {
-                            "iteration": f"{min(view.current_iteration + 1, total)}/{total}",
-                            "stage": view.stage or view.status,
-                        },
-                        refresh=True,
-                    )
+                    state = (view.percent_complete, view.current_iteration, view.stage, view.status)
+                    if state != shown:  # redraw on change only, not on every poll
+                        shown = state
+                        bar.n = max(bar.n, view.percent_complete)  # a resumed stage may report less
+                        bar.set_postfix(
+                            {
+                                "iteration": f"{min(view.current_iteration + 1, total)}/{total}",
+                                "stage": view.stage or view.status,
+                            },
+                            refresh=True,
+                        )
                     if view.status in _FINAL:
                         break
                     time.sleep(0.5)

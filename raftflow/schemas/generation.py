@@ -29,6 +29,9 @@ prepares stop strings by scanning the whole vocabulary in Python for every chara
 on the generator's one generation thread: 16 strings of 256 characters took 37 s against a 50k-token
 vocabulary (0.8 s with the tiny test model's 1k), stalling every other request; 4 of 64 take about 3 s."""
 
+MAX_LOGPROBS = 5
+"""OpenAI's cap on completions ``logprobs``."""
+
 MIN_SAMPLING_TEMPERATURE = 1e-2
 """Sampling temperatures below this sample at this (vLLM's rule): logits divided by 1e-300 overflow to
 inf and sampling fails on NaN probabilities. 0 (OpenAI routes) still means greedy decoding."""
@@ -159,7 +162,15 @@ class CompletionRequest(SamplingParams):
     echo: bool = Field(
         default=False, description="Return the rendered prompt before each completion (OpenAI's echo)."
     )
-    logprobs: int | None = None
+    logprobs: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_LOGPROBS,
+        description="Per-token log-probabilities of each completion and the N most likely alternatives "
+        "(OpenAI's logprobs=N); with echo, of the prompt's tokens too. Completion tokens are scored under "
+        "the sampling distribution (temperature, top-k, top-p applied, as TGI reports them), prompt tokens "
+        "under the model's own (temperature 1).",
+    )
     best_of: int | None = None
     suffix: str | None = None
     presence_penalty: float = 0.0
@@ -174,7 +185,7 @@ class CompletionRequest(SamplingParams):
             raise ValueError(f"{info.field_name}=true {_UNSUPPORTED}")
         return value
 
-    @field_validator("logprobs", "suffix", "logit_bias")
+    @field_validator("suffix", "logit_bias")
     @classmethod
     def _unset_only(cls, value: object, info: ValidationInfo) -> object:
         if value is not None:
@@ -250,11 +261,20 @@ class ChatChoice(BaseModel):
     completion_tokens: int = Field(description="raftflow extension: new tokens in this sample.")
 
 
+class CompletionLogprobs(BaseModel):
+    """OpenAI's legacy completions ``logprobs`` object."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None] = Field(description="None for the first prompt token (echo).")
+    top_logprobs: list[dict[str, float]] | None = Field(description="None when logprobs=0.")
+    text_offset: list[int] = Field(description="Character offset of each token in the returned text.")
+
+
 class CompletionChoice(BaseModel):
     index: int = Field(description="prompt_index * n + sample_index.")
     text: str
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
     prompt_index: int = Field(description="raftflow extension: which prompt this sample answers.")
     completion_tokens: int = Field(description="raftflow extension: new tokens in this sample.")
 

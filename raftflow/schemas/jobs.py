@@ -104,6 +104,12 @@ class TrainingConfig(BaseModel):
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in the backward pass: less memory, ~30% slower."
     )
+    group_by_length: bool = Field(
+        default=False,
+        description="Batch examples of similar length (transformers' LengthGroupedSampler), so little "
+        "compute goes to padding: on texts of mixed length (HH dialogues) a CPU trains ~2x faster. Batches "
+        "stay shuffled in groups of 50.",
+    )
 
 
 class TrainingJob(BaseModel):

@@ -92,6 +92,27 @@ class RunRequest(BaseModel):
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="Fine-tuning hyper-parameters passed to the trainer."
     )
+    kl_coef: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=100.0,
+        description="Rank samples by r - kl_coef * (log p - log p0), the KL-penalised reward of the RAFT "
+        "paper (p: the policy that sampled, p0: the initial policy; the generator scores both). 0 ranks by "
+        "the reward alone. Needs raftflow's generator.",
+    )
+    sft_mix_data: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="(prompt, response) pairs (e.g. the SFT set) mixed into every fine-tuning step.",
+    )
+    sft_mix_ratio: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=0.9,
+        description="Share of each fine-tuning set drawn from sft_mix_data (0.2: one SFT pair per four kept "
+        "samples). Keeps the policy near reference answers, against the sharpening RAFT causes.",
+    )
     seed: int = Field(default=0, ge=0, le=2**31 - 1, description="Seeds prompt order, sampling, training.")
     eval_prompts: str | None = Field(
         default=None,
@@ -100,6 +121,15 @@ class RunRequest(BaseModel):
         description="Held-out prompt dataset; each iteration reports the reward on it (1 sample each).",
     )
     max_eval_prompts: int = Field(default=64, ge=1, le=10_000, description="Eval prompts used per iteration.")
+    eval_pairs: str | None = Field(
+        default=None,
+        max_length=1024,
+        pattern=NO_NUL,
+        description="Held-out (prompt, response) pairs (LMFlow text2text, or prompt/response records): each "
+        "iteration reports the new policy's perplexity of the responses (eval_ppl), what RAFT costs in "
+        "fit to reference answers.",
+    )
+    max_eval_pairs: int = Field(default=64, ge=1, le=10_000, description="Eval pairs used per iteration.")
 
     @model_validator(mode="after")
     def _one_way_to_set_k(self) -> RunRequest:
@@ -110,6 +140,10 @@ class RunRequest(BaseModel):
                 f"prompt_format {self.prompt_format!r} needs the policy's tokenizer, which a TGI backend "
                 "does not expose here: with generator_backend 'tgi' set prompt_format to 'hh' or 'raw'"
             )
+        if self.sft_mix_ratio > 0 and not self.sft_mix_data:
+            raise ValueError("sft_mix_ratio needs sft_mix_data (the pairs to mix in)")
+        if self.kl_coef > 0 and self.generator_backend == "tgi":
+            raise ValueError("kl_coef needs log-probabilities from raftflow's generator, not a TGI backend")
         if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
             raise ValueError(
                 f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens ({self.max_new_tokens})"

@@ -43,6 +43,7 @@ class RunConfig(TrainingConfig):
             logging_steps=self.logging_steps,
             logging_first_step=True,  # the first loss is the "before" in train_loss_first
             gradient_checkpointing=self.gradient_checkpointing,
+            group_by_length=self.group_by_length,
             use_cpu=self.use_cpu,
             bf16=self.bf16,
             save_strategy="no",

@@ -52,6 +52,20 @@ class BradleyTerryTrainer(Trainer):
             return loss, {"rewards_chosen": chosen, "rewards_rejected": rejected}
         return loss
 
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        """Pairs grouped by their longer text when the job asks for it (the Trainer's own grouping reads
+        an ``input_ids`` column, which pair features do not have)."""
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if not self.args.group_by_length or dataset is None:
+            return super()._get_train_sampler(train_dataset)
+        size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+        return _grouped_pairs(dataset, size, self.args.seed)
+
+    def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+        if not self.args.group_by_length or eval_dataset is None:
+            return super()._get_eval_sampler(eval_dataset)
+        return _grouped_pairs(eval_dataset, self.args.eval_batch_size, self.args.seed)
+
     def prediction_step(
         self,
         model: torch.nn.Module,
@@ -68,6 +82,13 @@ class BradleyTerryTrainer(Trainer):
             return loss.detach(), None, None
         logits = torch.stack([outputs["rewards_chosen"], outputs["rewards_rejected"]], dim=1)
         return loss.detach(), logits, torch.zeros(len(logits), device=logits.device)
+
+
+def _grouped_pairs(dataset: Any, batch_size: int, seed: int) -> Any:
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    lengths = [max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in dataset]
+    return LengthGroupedSampler(batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed))
 
 
 def pairwise_accuracy(prediction: EvalPrediction) -> dict[str, float]:

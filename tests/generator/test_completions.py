@@ -153,3 +153,67 @@ def test_metrics_count_requests_and_tokens(generator: Generator) -> None:
         "generator_prompt_tokens",
     ):
         assert name in text
+
+
+def test_logprobs_and_echo_follow_openai_and_agree_with_v1_logprobs(generator: Generator) -> None:
+    """logprobs=N: per-token log-probabilities and N alternatives; with echo the prompt's tokens come
+    first (the first has none). At temperature 1 with no top-k/top-p, a completion's summed logprobs
+    equal what /v1/logprobs scores for the same text."""
+    body = {"prompt": "Life is", "n": 4, "max_tokens": 6, "seed": 5, "top_k": 0, "logprobs": 2}
+    choices = generator.complete(**body)["choices"]
+    compared = 0
+    for choice in choices:
+        logprobs = choice["logprobs"]
+        assert "".join(logprobs["tokens"]) == choice["text"]
+        assert len(logprobs["token_logprobs"]) == choice["completion_tokens"]
+        assert all(value <= 0 for value in logprobs["token_logprobs"])
+        for value, top in zip(logprobs["token_logprobs"], logprobs["top_logprobs"], strict=True):
+            assert len(top) == 2 and max(top.values()) >= value - 1e-4  # the best alternative is listed
+        assert logprobs["text_offset"][0] == 0
+        scored = generator.post(
+            "/v1/logprobs", {"prompts": ["Life is"], "responses": [choice["text"]]}
+        ).json()
+        if scored["tokens"] == [choice["completion_tokens"]]:  # the text re-tokenizes to the same tokens
+            assert sum(logprobs["token_logprobs"]) == pytest.approx(scored["logprobs"][0], abs=1e-3)
+            compared += 1
+    assert compared >= 1
+
+    echoed = generator.complete(**{**body, "echo": True, "n": 1})["choices"][0]
+    logprobs = echoed["logprobs"]
+    assert echoed["text"].startswith("Life is")
+    assert logprobs["token_logprobs"][0] is None and logprobs["top_logprobs"][0] == {}
+    assert "".join(logprobs["tokens"]) == echoed["text"]
+    assert logprobs["text_offset"] == [
+        len("".join(logprobs["tokens"][:i])) for i in range(len(logprobs["tokens"]))
+    ]
+    zero = generator.complete(prompt="Life is", max_tokens=3, seed=5, logprobs=0)["choices"][0]["logprobs"]
+    assert zero["top_logprobs"] is None and len(zero["token_logprobs"]) >= 1
+
+
+def test_prompt_format_renders_before_sampling_and_echo_shows_it(generator: Generator) -> None:
+    raw = generator.complete(prompt="Why?", max_tokens=2, seed=1, echo=True)["choices"][0]["text"]
+    assert raw.startswith("Why?")
+    hh = generator.complete(prompt="Why?", max_tokens=2, seed=1, echo=True, prompt_format="hh")
+    assert hh["choices"][0]["text"].startswith("\n\nHuman: Why?\n\nAssistant:")
+    dialogue = "\n\nHuman: Why?\n\nAssistant:"
+    again = generator.complete(prompt=dialogue, max_tokens=2, seed=1, echo=True, prompt_format="auto")
+    assert (
+        again["choices"][0]["text"].startswith(dialogue) and again["choices"][0]["text"].count("Human:") == 1
+    )
+
+
+def test_chat_completions_render_messages_and_sample_n(generator: Generator) -> None:
+    response = generator.post(
+        "/v1/chat/completions",
+        {"messages": [{"role": "user", "content": "Hello"}], "n": 3, "max_tokens": 5, "seed": 2},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "chat.completion" and len(body["choices"]) == 3
+    assert all(c["message"]["role"] == "assistant" for c in body["choices"])
+    # Same conversation, same seed through /v1/completions in the HH form (the tiny tokenizer has no
+    # chat template): the same samples.
+    plain = generator.complete(prompt="Hello", n=3, max_tokens=5, seed=2, prompt_format="hh")
+    assert [c["message"]["content"] for c in body["choices"]] == [c["text"] for c in plain["choices"]]
+    bad = generator.post("/v1/chat/completions", {"messages": [{"role": "robot", "content": "x"}]})
+    assert bad.status_code == 422 and "role" in bad.text

@@ -33,7 +33,13 @@ COMPLETIONS_CASES = [
     ({"prompt": "x", "stop": ["s"] * 5}, ("stop",), "at most 4"),
     ({"prompt": "x", "stop": ["s" * 65]}, ("stop", "0"), "at most 64"),
     ({"prompt": "x", "stream": True}, ("stream",), "not supported"),
-    ({"prompt": "x", "logprobs": 1}, ("logprobs",), "not supported"),
+    ({"prompt": "x", "logprobs": 6}, ("logprobs",), "less than or equal to 5"),
+    ({"prompt": "x", "prompt_format": "chat_template"}, ("prompt_format",), "chat_template"),
+    (
+        {"prompt": "x", "prompt_format": "markdown"},
+        ("prompt_format",),
+        "'auto', 'hh', 'chat_template' or 'raw'",
+    ),
 ]
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from raftflow.data import write_text2text
+
 REQUIRED_METRICS = {
     "on_policy_reward",
     "best_of_k_reward",
@@ -39,7 +41,9 @@ def orchestrator(stack, state_dir):
 
 
 def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, state_dir) -> None:
-    body = stack.minimal_body(eval_prompts=str(stack.prompts), max_eval_prompts=4)
+    pairs = state_dir / "heldout.json"
+    write_text2text(pairs, [("the cat", " sat on the mat"), ("rain and", " wind all day")])
+    body = stack.minimal_body(eval_prompts=str(stack.prompts), max_eval_prompts=4, eval_pairs=str(pairs))
     created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)
     assert created.status_code == 202, created.text
     run_id = created.json()["id"]
@@ -64,6 +68,8 @@ def test_two_iteration_run_trains_and_reloads_each_time(stack, orchestrator, sta
         assert it["metrics"]["selected_count"] <= 8
         # Held-out reward and KL to the initial policy, measured after training (so not exactly 0).
         assert math.isfinite(it["metrics"]["eval_reward"]) and math.isfinite(it["metrics"]["kl_to_initial"])
+        # Perplexity of the held-out responses under the new policy (a tiny model: far above 1).
+        assert 1.0 < it["metrics"]["eval_ppl"] < 1e6
     assert iterations[0]["metrics"]["kl_to_initial"] != 0.0
 
     # The generator now serves the last checkpoint and was reloaded once per iteration.

@@ -52,3 +52,31 @@ def test_lora_reward_model_from_a_classifier_checkpoint(
     model = load_reward_model(result.checkpoint)  # num_labels 1 and pad id survive the merge
     assert model.config.num_labels == 1 and model.config.pad_token_id is not None
     assert pairwise_accuracy(result.checkpoint, preference_pairs(40, seed=7)) >= 0.8
+
+
+def test_reward_model_grouped_by_length_learns_and_evaluates(tiny_models, tmp_path: Path) -> None:
+    """group_by_length on pair features (no input_ids column): both samplers group by the longer text
+    of each pair, the model still learns, and the held-out accuracy is computed."""
+    from raftflow.data import PreferencePair, write_preferences_jsonl
+
+    pairs = preference_pairs(96, seed=3)
+    # Mixed lengths, so grouping changes the batches: a long shared prompt on every third pair.
+    mixed = [
+        PreferencePair(p.chosen, p.rejected, ("tell me " * (i % 3) * 6) or None) for i, p in enumerate(pairs)
+    ]
+    data = tmp_path / "mixed.jsonl"
+    write_preferences_jsonl(data, mixed)
+    job = RewardModelJob(
+        job_id="grouped-rm",
+        model=str(tiny_models["reward"]),
+        data=str(data),
+        output_dir=str(tmp_path),
+        eval_fraction=0.25,
+        prompt_format="raw",
+        training=TrainingConfig(
+            epochs=4, learning_rate=3e-3, per_device_batch_size=8, max_length=64, group_by_length=True
+        ),
+    )
+    result = run_reward_model(job)
+    assert result.metrics["eval_pairs"] == 24 and result.metrics["eval_accuracy"] >= 0.75
+    assert pairwise_accuracy(result.checkpoint, preference_pairs(40, seed=7)) >= 0.8

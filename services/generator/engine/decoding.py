@@ -18,7 +18,7 @@ from transformers.generation.stopping_criteria import StopStringCriteria
 from raftflow.conversation import PromptFormat
 from raftflow.schemas.generation import MIN_SAMPLING_TEMPERATURE, cut_at_stop
 from services.generator.engine.loaded_model import LoadedModel
-from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob
+from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob, TokenLogprobs
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,15 +110,25 @@ def run_batch(
         )
         new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
         logprobs = None
+        top: list[list[dict[str, float]]] | None = None
         if job.logprobs:
             scores = loaded.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
             logprobs = scores.float().cpu()
+            if job.top_logprobs > 0:
+                top = top_alternatives(
+                    loaded, [torch.log_softmax(s.float(), -1) for s in out.scores], job.top_logprobs
+                )
     if on_generate is not None:
         on_generate(len(prompt_ids) * rows, time.perf_counter() - started)
 
     samples = [
         to_sample(
-            loaded, new_tokens[i].tolist(), None if logprobs is None else logprobs[i], job, max_new_tokens
+            loaded,
+            new_tokens[i].tolist(),
+            None if logprobs is None else logprobs[i],
+            job,
+            max_new_tokens,
+            None if top is None else top[i],
         )
         for i in range(new_tokens.shape[0])
     ]
@@ -152,12 +162,60 @@ def prefill_once(
     return cache
 
 
+def top_alternatives(
+    loaded: LoadedModel, step_logprobs: list[torch.Tensor], n: int
+) -> list[list[dict[str, float]]]:
+    """Per row, per step: the ``n`` most likely next tokens and their log-probabilities."""
+    values, ids = torch.stack(step_logprobs, dim=1).topk(n, dim=-1)  # rows x steps x n
+    decode = loaded.tokenizer.decode
+    return [
+        [
+            {decode([int(t)]): float(v) for t, v in zip(row_ids, row_values, strict=True)}
+            for row_ids, row_values in zip(r_ids, r_values, strict=True)
+        ]
+        for r_ids, r_values in zip(ids.tolist(), values.tolist(), strict=True)
+    ]
+
+
+def prompt_token_logprobs(
+    loaded: LoadedModel, prompt_ids: list[list[int]], top_n: int
+) -> list[TokenLogprobs]:
+    """Log p(token | the tokens before it) for every prompt token, in one padded forward pass (the model's
+    own distribution, temperature 1): what OpenAI's ``echo`` with ``logprobs`` returns."""
+    input_ids, attention_mask = left_pad(prompt_ids, loaded.pad_token_id)
+    input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
+    position_ids = attention_mask.cumsum(-1) - 1
+    position_ids.masked_fill_(attention_mask == 0, 1)
+    decode = loaded.tokenizer.decode
+    results = []
+    with torch.inference_mode():
+        logits = loaded.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).logits
+        width = input_ids.shape[1]
+        for row, ids in enumerate(prompt_ids):
+            start = width - len(ids)
+            scores = torch.log_softmax(logits[row, start : width - 1].float(), dim=-1)  # predicts ids[1:]
+            targets = input_ids[row, start + 1 : width]
+            chosen = scores.gather(-1, targets[:, None]).squeeze(-1).tolist() if len(ids) > 1 else []
+            top = None
+            if top_n > 0:
+                values, alternatives = scores.topk(top_n, dim=-1)
+                top = [{}] + [
+                    {decode([int(t)]): float(v) for t, v in zip(a, b, strict=True)}
+                    for a, b in zip(alternatives.tolist(), values.tolist(), strict=True)
+                ]
+            results.append(TokenLogprobs([decode([t]) for t in ids], [None, *chosen], top))
+    return results
+
+
 def to_sample(
     loaded: LoadedModel,
     tokens: list[int],
     logprobs: torch.Tensor | None,
     job: GenerationJob,
     max_new_tokens: int,
+    top: list[dict[str, float]] | None = None,
 ) -> GeneratedSample:
     count, ended_by_eos = _generated_length(tokens, loaded.eos_token_ids, loaded.pad_token_id)
     kept = tokens[:count]
@@ -178,6 +236,7 @@ def to_sample(
             "token_texts": [loaded.tokenizer.decode([token]) for token in kept],
             "token_special": [token in special for token in kept],
             "logprobs": [float(x) for x in logprobs[:count]] if logprobs is not None else None,
+            "top_logprobs": top[:count] if top is not None else None,
         }
     return GeneratedSample(text=text, finish_reason=finish, completion_tokens=count, stop=stop, **details)
 

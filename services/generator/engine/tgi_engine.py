@@ -115,6 +115,7 @@ class TGIEngine:
             "repetition_penalty": job.repetition_penalty != 1.0,
             "typical_p": job.typical_p != 1.0,
             "truncate": job.truncate is not None,
+            "logprobs": job.logprobs,
         }
         if any(unsupported.values()):
             names = ", ".join(name for name, used in unsupported.items() if used)

@@ -31,7 +31,7 @@ from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
 from services.generator.engine.batching import plan_batches
-from services.generator.engine.decoding import encode_pairs, run_batch, score_batch
+from services.generator.engine.decoding import encode_pairs, prompt_token_logprobs, run_batch, score_batch
 from services.generator.engine.loaded_model import LoadedModel, load_model
 from services.generator.engine.types import (
     BackendRejected,
@@ -173,12 +173,18 @@ class TransformersEngine:
             raise RuntimeError(f"batch plan {plan} left samples unfilled")  # a planner bug, not bad input
         if not job.do_sample:
             filled = [group * job.n for group in filled]
+        prompt_logprobs = None
+        if job.echo_logprobs:
+            prompt_logprobs = await self._on_worker(
+                prompt_token_logprobs, loaded, prompt_ids, job.top_logprobs
+            )
         return GenerationOutput(
             model=state,
             seed=seed,
             prompt_tokens=[len(ids) for ids in prompt_ids],
             samples=filled,
             prompt_texts=texts,
+            prompt_logprobs=prompt_logprobs,
         )
 
     # ------------------------------------------------------------------------------------------------

@@ -36,6 +36,10 @@ class GenerationJob:
     """Keep only the last ``truncate`` prompt tokens (TGI's option)."""
     logprobs: bool = False
     """Also return per-token log-probabilities and texts (TGI details, best_of ranking)."""
+    top_logprobs: int = 0
+    """With ``logprobs``: also the most likely alternatives at each position (OpenAI's logprobs=N)."""
+    echo_logprobs: bool = False
+    """Also score the prompt's own tokens (OpenAI's echo with logprobs; evaluation harnesses use it)."""
     prompt_format: PromptFormat = "raw"
     """How each prompt becomes the conditioning text (raftflow.conversation); raw is OpenAI's meaning."""
 
@@ -52,6 +56,17 @@ class GeneratedSample:
     token_texts: list[str] = field(default_factory=list)
     token_special: list[bool] = field(default_factory=list)
     logprobs: list[float] | None = None
+    top_logprobs: list[dict[str, float]] | None = None
+    """Per generated token, the ``top_logprobs`` most likely tokens (text -> log-probability)."""
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """Per-token log-probabilities of a prompt (the first token has none: nothing conditions it)."""
+
+    tokens: list[str]
+    logprobs: list[float | None]
+    top: list[dict[str, float]] | None
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,8 @@ class GenerationOutput:
     """``samples[prompt_index][sample_index]``."""
     prompt_texts: list[str] = field(default_factory=list)
     """The rendered text each prompt conditioned the model on (what ``echo`` returns)."""
+    prompt_logprobs: list[TokenLogprobs] | None = None
+    """With ``echo_logprobs``: each prompt's own token log-probabilities."""
 
 
 class Engine(Protocol):

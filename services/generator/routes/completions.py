@@ -3,8 +3,10 @@ per prompt, ``min_tokens``, and raftflow's ``prompt_format`` (how a prompt becom
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
+from dataclasses import replace
 
 from fastapi import APIRouter
 
@@ -15,13 +17,14 @@ from raftflow.schemas.generation import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     CompletionChoice,
+    CompletionLogprobs,
     CompletionRequest,
     CompletionResponse,
     SamplingParams,
     Usage,
 )
 from services.generator.deps import EngineDep, MetricsDep, SettingsDep
-from services.generator.engine import GenerationJob, GenerationOutput
+from services.generator.engine import GeneratedSample, GenerationJob, GenerationOutput
 from services.generator.jobs import UNAVAILABLE, check_limit, run_job
 from services.generator.settings import GeneratorSettings
 
@@ -35,6 +38,8 @@ async def create_completion(
     prompts = body.prompts
     check_limit("prompt", len(prompts), settings.max_prompts, "GENERATOR_MAX_PROMPTS")
     job = _job(body, prompts, body.n, body.prompt_format, settings)
+    if body.logprobs is not None:
+        job = replace(job, logprobs=True, top_logprobs=body.logprobs, echo_logprobs=body.echo)
     output = await run_job(engine, metrics, job, "prompt", indexed=not isinstance(body.prompt, str))
 
     choices = [
@@ -42,6 +47,9 @@ async def create_completion(
             index=prompt_index * body.n + j,
             text=(output.prompt_texts[prompt_index] if body.echo else "") + sample.text,
             finish_reason="length" if sample.finish_reason == "length" else "stop",
+            logprobs=_logprobs(output, prompt_index, sample, body.logprobs)
+            if body.logprobs is not None
+            else None,
             prompt_index=prompt_index,
             completion_tokens=sample.completion_tokens,
         )
@@ -103,6 +111,26 @@ def _job(
         seed=params.seed,
         stop=params.stop or [],
         prompt_format=fmt,
+    )
+
+
+def _logprobs(
+    output: GenerationOutput, prompt_index: int, sample: GeneratedSample, top_n: int
+) -> CompletionLogprobs:
+    """OpenAI's logprobs object: the echoed prompt's tokens first (when echo), then the completion's."""
+    tokens: list[str] = []
+    values: list[float | None] = []
+    top: list[dict[str, float]] = []
+    if output.prompt_logprobs is not None:
+        prompt = output.prompt_logprobs[prompt_index]
+        tokens, values = list(prompt.tokens), list(prompt.logprobs)
+        top = list(prompt.top or [{} for _ in prompt.tokens])
+    tokens += sample.token_texts
+    values += sample.logprobs or [None] * len(sample.token_texts)
+    top += sample.top_logprobs or [{} for _ in sample.token_texts]
+    offsets = list(itertools.accumulate((len(t) for t in tokens[:-1]), initial=0)) if tokens else []
+    return CompletionLogprobs(
+        tokens=tokens, token_logprobs=values, top_logprobs=top if top_n > 0 else None, text_offset=offsets
     )
 
 

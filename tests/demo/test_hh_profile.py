@@ -1,0 +1,51 @@
+"""The hh demo profile's pieces that need no model: the data split and the verdict. The whole profile
+runs as a documented command (``make demo-hh``), not in CI (about 25 minutes on 2 cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raftflow.data import load_pairs, load_preferences, load_prompts
+from raftflow.demo.hh_config import HHConfig, HHData
+from raftflow.demo.hh_data import build_hh_data
+from raftflow.demo.hh_report import HHRow, summarize_hh
+
+
+def test_held_out_prompts_never_train_and_every_file_is_in_the_loaders_shape(tmp_path: Path) -> None:
+    options = HHData(eval_prompts=16, sft_examples=64, reward_pairs=200)
+    data = build_hh_data(tmp_path, options, seed=3, raft_prompts=40)
+    sft, pairs = load_pairs(data.sft), load_preferences(data.reward_pairs)
+    raft, held = load_prompts(data.raft_prompts), load_prompts(data.eval_prompts)
+    assert (len(sft), len(pairs), len(raft), len(held)) == (64, 200, 40, 16)
+    trained = {p.prompt for p in sft} | {p.prompt for p in pairs} | set(raft)
+    assert not trained & set(held)
+    assert all(p.prompt is not None and p.chosen != p.rejected for p in pairs)
+    assert all(p.startswith("\n\nHuman:") and p.endswith("\n\nAssistant:") for p in held)
+    assert [p.prompt for p in load_pairs(data.heldout)] == held
+    assert all(len(p.prompt) <= options.max_prompt_chars for p in sft)
+    # Same seed, same split.
+    again = build_hh_data(tmp_path / "again", options, seed=3, raft_prompts=40)
+    assert load_prompts(again.eval_prompts) == held
+
+
+def row(iteration: int, reward: float, **overrides: float) -> HHRow:
+    values = dict(reward_std=1.0, best_of_k=reward + 0.5, kl_to_sft=0.1 * iteration, ppl=10.0, distinct_2=0.8)
+    values.update(overrides)
+    return HHRow(
+        iteration=iteration, checkpoint=f"c{iteration}", reward=reward, mean_length=30.0, shown=[], **values
+    )
+
+
+def test_verdict_checks_each_target_of_the_issue() -> None:
+    rows = [row(0, 0.0), row(1, 0.2), row(2, 0.1), row(3, 0.4), row(4, 0.6, ppl=12.0, distinct_2=0.76)]
+    summary = summarize_hh(rows, HHConfig(), rm_accuracy=0.65)
+    met = {t.name: t.met for t in summary.targets}
+    assert summary.rising_iterations == 3 and abs(summary.reward_gain_std - 0.6) < 1e-9
+    assert abs(summary.ppl_ratio - 1.2) < 1e-9 and abs(summary.distinct2_ratio - 0.95) < 1e-9
+    assert all(met.values()) and summary.all_met
+    worse = summarize_hh(rows[:-1] + [row(4, 0.3, ppl=13.0)], HHConfig(), rm_accuracy=0.6)
+    met = {t.name: t.met for t in worse.targets}
+    assert not met["reward model held-out pairwise accuracy"]
+    assert not met["held-out reward rises"]  # 0 -> .2, .2 -> .1, .1 -> .4, .4 -> .3: two rises
+    assert not met["final held-out reward over SFT"] and not met["held-out perplexity"]
+    assert met["distinct-2 kept"] and not worse.all_met

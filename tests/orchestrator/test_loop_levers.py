@@ -1,0 +1,104 @@
+"""The diversity levers of a run, on the loop itself with in-process backends (no services): the
+KL-penalised ranking reward and SFT pairs mixed into each fine-tuning set."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from orchestrator.raft_loop import Backends, RunContext, run_iteration
+from raftflow.data import load_pairs, write_text2text, write_text_only
+from raftflow.schemas.generation import Sample, SamplingParams
+from raftflow.schemas.jobs import JobResult, SFTJob
+from raftflow.schemas.runs import RunRequest, StageProgress
+
+# Two samples per prompt: "loved" scores higher, but the policy already puts far more mass on it than
+# the initial policy did (a large log p - log p0).
+SAMPLES = ["a loved answer", "a plain answer"]
+REWARD = {"a loved answer": 1.0, "a plain answer": 0.6}
+LOG_RATIO = {"a loved answer": 2.0, "a plain answer": 0.1}
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.trained: list[SFTJob] = []
+        self.served = "policy"
+
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        return [
+            [Sample(text=t, finish_reason="stop", completion_tokens=3) for t in SAMPLES[:n]] for _ in prompts
+        ]
+
+    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        return [REWARD[r] for r in responses]
+
+    async def train(self, job: SFTJob, on_progress) -> JobResult:
+        self.trained.append(job)
+        return JobResult(job_id=job.job_id, kind="sft", checkpoint=f"ckpt-{len(self.trained)}", metrics={})
+
+    async def ensure_loaded(self, checkpoint: str) -> None:
+        self.served = checkpoint
+
+    async def ensure_reference(self, checkpoint: str) -> None:
+        assert checkpoint == "policy"  # KL is to the run's initial policy
+
+    async def logprobs(self, prompts: list[str], responses: list[str], model: str = "current") -> list[float]:
+        return [-5.0 + (LOG_RATIO[r] if model == "current" else 0.0) for r in responses]
+
+
+class Reporter:
+    def stage(self, iteration: int, progress: StageProgress) -> None: ...
+
+    def iteration_started(self, iteration: int) -> None: ...
+
+    def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
+        self.metrics = metrics
+
+
+def run_once(tmp_path: Path, **options: object) -> tuple[Fakes, Reporter, Path]:
+    prompts = tmp_path / "prompts.json"
+    write_text_only(prompts, [f"question {i}" for i in range(4)])
+    request = RunRequest(policy="policy", prompts=str(prompts), k=2, prompts_per_iteration=4, **options)
+    fakes, reporter = Fakes(), Reporter()
+    ctx = RunContext(run_id="run", request=request, run_dir=tmp_path / "run", reporter=reporter)
+    backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
+    asyncio.run(run_iteration(ctx, backends, 0, "policy", [f"question {i}" for i in range(4)], []))
+    return fakes, reporter, ctx.iteration_dir(0) / "selected.json"
+
+
+def test_reward_alone_keeps_the_favoured_sample(tmp_path: Path) -> None:
+    _, reporter, selected = run_once(tmp_path)
+    assert {pair.response for pair in load_pairs(selected)} == {"a loved answer"}
+    assert "sample_kl" not in reporter.metrics
+
+
+def test_kl_penalised_ranking_holds_back_what_the_policy_already_overweights(tmp_path: Path) -> None:
+    # 1.0 - 0.5 * 2.0 = 0.0 < 0.6 - 0.5 * 0.1 = 0.55: the plain answer wins.
+    _, reporter, selected = run_once(tmp_path, kl_coef=0.5)
+    assert {pair.response for pair in load_pairs(selected)} == {"a plain answer"}
+    assert reporter.metrics["sample_kl"] == pytest.approx(1.05)
+    assert reporter.metrics["selected_kl"] == pytest.approx(0.1)
+    assert reporter.metrics["selected_reward"] == pytest.approx(0.6)  # the raw reward of what was kept
+    cached = json.loads((selected.parent / "sample_kl.json").read_text())
+    assert cached == [[pytest.approx(2.0), pytest.approx(0.1)]] * 4  # stored: a resume does not rescore
+
+
+def test_sft_pairs_make_the_asked_share_of_each_fine_tuning_set(tmp_path: Path) -> None:
+    sft = tmp_path / "sft.json"
+    write_text2text(sft, [(f"sft prompt {i}", f"reference answer {i}") for i in range(10)])
+    fakes, _, selected = run_once(tmp_path, sft_mix_data=str(sft), sft_mix_ratio=0.5)
+    pairs = load_pairs(selected)
+    assert len(pairs) == 8  # 4 kept samples + 4 SFT pairs: half of the set
+    assert sum(p.response.startswith("reference answer") for p in pairs) == 4
+    assert len({p.prompt for p in pairs if p.prompt.startswith("sft")}) == 4  # no pair twice
+    assert fakes.trained[0].data == str(selected)
+
+
+def test_mixing_needs_data_and_kl_needs_a_scoring_generator() -> None:
+    with pytest.raises(ValueError, match="sft_mix_data"):
+        RunRequest(policy="p", prompts="x", sft_mix_ratio=0.2)
+    with pytest.raises(ValueError, match="kl_coef"):
+        RunRequest(policy="p", prompts="x", kl_coef=0.1, generator_backend="tgi", prompt_format="hh")
