@@ -27,9 +27,14 @@ class HHData(BaseModel):
         default=600, ge=50, description="Longer dialogues are left out (LMFlow drops prompts > 256 tokens)."
     )
     max_response_chars: int = Field(default=400, ge=20, description="Longer chosen replies are left out.")
-    eval_prompts: int = Field(default=32, ge=4, description="Held-out prompts every checkpoint is judged on.")
+    eval_prompts: int = Field(default=20, ge=4, description="Held-out prompts every checkpoint is judged on.")
     sft_examples: int = Field(default=256, ge=8, description="(prompt, chosen reply) pairs for SFT.")
-    reward_pairs: int = Field(default=1100, ge=16, description="Preference pairs for the reward model.")
+    reward_pairs: int = Field(
+        default=1500,
+        ge=16,
+        description="Preference pairs for the reward model: the profile's records first, then the long "
+        "dialogues (it reads their last tokens); held-out prompts never. The sample gives 1,470.",
+    )
 
 
 LORA = LoraOptions(r=16, alpha=32, dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
@@ -38,7 +43,7 @@ LORA = LoraOptions(r=16, alpha=32, dropout=0.05, target_modules=["q_proj", "k_pr
 class HHSFT(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(default=48, ge=1, description="Optimizer steps (batch 4: 192 of the SFT pairs).")
+    steps: int = Field(default=32, ge=1, description="Optimizer steps (batch 4: 128 of the SFT pairs).")
     batch_size: int = Field(default=4, ge=1)
     learning_rate: float = Field(default=2e-4, gt=0)
     max_length: int = Field(default=384, ge=32)
@@ -66,9 +71,14 @@ class HHRaft(BaseModel):
     selection: Literal["local", "global"] = "local"
     temperature: float = Field(default=0.9, gt=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    max_new_tokens: int = Field(default=48, ge=1)
+    max_new_tokens: int = Field(default=40, ge=1)
     epochs: float = Field(default=1.0, gt=0)
-    learning_rate: float = Field(default=2e-4, gt=0)
+    learning_rate: float = Field(
+        default=8e-4,
+        gt=0,
+        description="Of each RAFT step's fresh LoRA (8 steps over 32 kept samples). Measured: 5e-4 gave "
+        "+0.22 SFT std over 4 iterations at PPL 1.09x; 2e-4 about +0.1 per iteration early on.",
+    )
     batch_size: int = Field(default=4, ge=1)
     max_length: int = Field(default=384, ge=32)
     lora: LoraOptions = LORA
@@ -77,7 +87,7 @@ class HHRaft(BaseModel):
 class HHEval(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    samples: int = Field(default=4, ge=1, le=32, description="Samples per held-out prompt (best-of-K).")
+    samples: int = Field(default=3, ge=1, le=32, description="Samples per held-out prompt (best-of-K).")
     shown_prompts: int = Field(
         default=3, ge=0, description="Held-out prompts whose answers the report prints."
     )

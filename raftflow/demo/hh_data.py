@@ -38,8 +38,11 @@ class HHDemoData:
     card: dict
 
 
-def usable_records(source: Path, options: HHData) -> list[tuple[PromptResponse, str]]:
-    """(prompt + chosen reply, rejected reply) of the records fit for the profile, in file order."""
+def usable_records(
+    source: Path, options: HHData, limit_length: bool = True
+) -> list[tuple[PromptResponse, str]]:
+    """(prompt + chosen reply, rejected reply) of the records fit for the profile, in file order;
+    ``limit_length=False`` keeps long dialogues too (a reward model reads their last tokens)."""
     kept = []
     for row in read_source(source).rows:
         chosen, rejected = row.fields.get("chosen"), row.fields.get("rejected")
@@ -51,7 +54,10 @@ def usable_records(source: Path, options: HHData) -> list[tuple[PromptResponse, 
             continue
         if good.prompt != bad.prompt or not good.response.strip() or not bad.response.strip():
             continue
-        if len(good.prompt) > options.max_prompt_chars or len(good.response) > options.max_response_chars:
+        too_long = (
+            len(good.prompt) > options.max_prompt_chars or len(good.response) > options.max_response_chars
+        )
+        if limit_length and too_long:
             continue
         kept.append((good, bad.response))
     return kept
@@ -76,7 +82,15 @@ def build_hh_data(out_dir: str | Path, options: HHData, seed: int, raft_prompts:
         )
     }
     write_text2text(paths["sft"], [good for good, _ in rest[: options.sft_examples]])
-    pairs = [PreferencePair(good.response, bad, good.prompt) for good, bad in rest[: options.reward_pairs]]
+    # The reward model may also learn from the long dialogues (it reads their last tokens): every record
+    # whose prompt is not held out, the profile's own records first.
+    held_prompts = {good.prompt for good, _ in held}
+    fitting = set(records)
+    extra = [r for r in usable_records(source, options, limit_length=False) if r not in fitting]
+    candidates = rest + [r for r in extra if r[0].prompt not in held_prompts]
+    pairs = [
+        PreferencePair(good.response, bad, good.prompt) for good, bad in candidates[: options.reward_pairs]
+    ]
     write_preferences_jsonl(paths["reward_pairs"], pairs)
     # RAFT prompts: after the SFT ones where the data allows (fresh prompts, as LMFlow takes the next
     # slice each iteration), wrapping into the SFT part only when the sample runs short.

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from raftflow.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from raftflow.conversation import parse_prompt
 from raftflow.demo.hh_config import HHConfig
-from raftflow.demo.report import Target
+from raftflow.demo.report import Column, Target, table_lines, target_lines
 from raftflow.schemas.jobs import JobResult
 from raftflow.schemas.runs import RunView
 
@@ -124,7 +124,7 @@ def summarize_hh(rows: list[HHRow], config: HHConfig, rm_accuracy: float | None)
     )
 
 
-_COLUMNS = (
+_COLUMNS: tuple[Column, ...] = (
     ("iter", "iteration", "{:>4d}"),
     ("reward", "reward", "{:>7.3f}"),
     ("best-of-K", "best_of_k", "{:>9.3f}"),
@@ -136,16 +136,10 @@ _COLUMNS = (
 
 
 def render_hh_table(report: HHReport) -> str:
-    header = "  ".join(f"{title:>{len(fmt.format(0 if 'd' in fmt else 0.0))}}" for title, _, fmt in _COLUMNS)
-    lines = [header, "-" * len(header)]
-    for row in report.rows:
-        values = row.model_dump()
-        lines.append("  ".join(fmt.format(values[key]) for _, key, fmt in _COLUMNS))
+    lines = table_lines(report.rows, _COLUMNS)
     lines.append("")
     lines.append("iteration 0 = the SFT policy; held-out HH prompts, the same seed for every checkpoint.")
-    for target in report.summary.targets:
-        mark = "met" if target.met else "NOT met"
-        lines.append(f"  [{mark:>7}] {target.name}: wanted {target.wanted}; measured {target.measured}")
+    lines.extend(target_lines(report.summary.targets))
     for number, prompt in enumerate(report.shown_prompts):
         turns = parse_prompt(prompt)
         lines.append("")

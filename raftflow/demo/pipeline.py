@@ -81,16 +81,8 @@ class DemoPipeline:
     def run(self) -> DemoReport:
         """Run every stage; the stack is stopped on the way out, whatever happens (Ctrl-C included)."""
         config = self.config
-        self.out.mkdir(parents=True, exist_ok=True)
         with interrupts_as_exceptions():
-            stack = LocalStack(
-                StackSettings(
-                    run_dir=self.out,
-                    torch_threads=config.torch_threads,
-                    start_timeout=config.service_start_timeout,
-                    redis_url=os.environ.get("REDIS_URL") or None,
-                )
-            )
+            stack = self.new_stack()
             try:
                 with self.clock.stage("setup"):
                     models, data = self.prepare()
@@ -138,6 +130,19 @@ class DemoPipeline:
             )
             write_report(report, self.out)
             return report
+
+    def new_stack(self) -> LocalStack:
+        """The local stack in the run directory (the embedded Redis unless REDIS_URL names one); its
+        services run with the profile's torch threads."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        return LocalStack(
+            StackSettings(
+                run_dir=self.out,
+                torch_threads=self.config.torch_threads,
+                start_timeout=self.config.service_start_timeout,
+                redis_url=os.environ.get("REDIS_URL") or None,
+            )
+        )
 
     # -- stage 0 -----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ gold stays flat is reward hacking, which is the failure this demo exists to make
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -221,13 +222,30 @@ _COLUMNS = (
 )
 
 
+Column = tuple[str, str, str]
+"""(title, row field, format spec) of one table column."""
+
+
+def table_lines(rows: Sequence[BaseModel], columns: Sequence[Column]) -> list[str]:
+    """A fixed-width table of ``rows`` (one line per row, under a header and a rule)."""
+    header = "  ".join(f"{title:>{_width(fmt)}}" for title, _, fmt in columns)
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        values = row.model_dump()
+        lines.append("  ".join(fmt.format(values[key]) for _, key, fmt in columns))
+    return lines
+
+
+def target_lines(targets: Sequence[Target]) -> list[str]:
+    return [
+        f"  [{'met' if t.met else 'NOT met':>7}] {t.name}: wanted {t.wanted}; measured {t.measured}"
+        for t in targets
+    ]
+
+
 def render_table(report: DemoReport) -> str:
     """The per-iteration table and the verdict, as printed at the end of ``raftflow demo``."""
-    header = "  ".join(f"{title:>{_width(fmt)}}" for title, _, fmt in _COLUMNS)
-    lines = [header, "-" * len(header)]
-    for row in report.rows:
-        values = row.model_dump()
-        lines.append("  ".join(fmt.format(values[key]) for _, key, fmt in _COLUMNS))
+    lines = table_lines(report.rows, _COLUMNS)
     s = report.summary
     lines.append("")
     lines.append(
@@ -236,9 +254,7 @@ def render_table(report: DemoReport) -> str:
     )
     accuracy = f"{s.reward_model_accuracy:.3f}" if s.reward_model_accuracy is not None else "n/a"
     lines.append(f"proxy reward model held-out pairwise accuracy: {accuracy}")
-    for target in s.targets:
-        mark = "met" if target.met else "NOT met"
-        lines.append(f"  [{mark:>7}] {target.name}: wanted {target.wanted}; measured {target.measured}")
+    lines.extend(target_lines(s.targets))
     lines.extend(s.lines)
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in report.stage_seconds.items())
     lines.append(f"wall time {report.wall_seconds:.0f}s ({stages})")
