@@ -125,9 +125,7 @@ def main() -> None:
         features = tokenize_pairs(pairs, load_tokenizer(str(model), "right"), args.max_length, "hh")
         lengths = [max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in features]
         base = best[("baseline", 1)]["speed"]
-        print(
-            f"reward-model job, MiniLM-L6, {len(pairs)} HH pairs, batch 16, max length {args.max_length}"
-        )
+        print(f"reward-model job, MiniLM-L6, {len(pairs)} HH pairs, batch 16, max length {args.max_length}")
         print(f"padded share of positions: random batches {padded_share(lengths, 16, False):.0%}, "
               f"length-grouped {padded_share(lengths, 16, True):.0%}")  # fmt: skip
         print(f"{'variant':>10} {'threads':>7} {'real tok/s':>10} {'runtime s':>9} {'vs baseline 1t':>14}")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from raftflow.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from raftflow.conversation import parse_prompt
 from raftflow.demo.hh_config import HHConfig
-from raftflow.demo.report import Column, Target, table_lines, target_lines
+from raftflow.demo.report import Column, Target, raft_record, table_lines, target_lines
 from raftflow.schemas.jobs import JobResult
 from raftflow.schemas.runs import RunView
 
@@ -82,11 +82,7 @@ def build_hh_report(
         data=data_card,
         sft=sft.model_dump(mode="json"),
         reward_model=reward_model.model_dump(mode="json"),
-        raft={
-            "run_id": run.id,
-            "status": run.status,
-            "iterations": [it.model_dump(mode="json") for it in run.iterations],
-        },
+        raft=raft_record(run),
         shown_prompts=shown_prompts,
         rows=rows,
         summary=summarize_hh(rows, config, reward_model.metrics.get("eval_accuracy")),

@@ -128,16 +128,21 @@ def build_report(
         data=data_card,
         sft=sft.model_dump(mode="json"),
         reward_model=reward_model.model_dump(mode="json"),
-        raft={
-            "run_id": run.id,
-            "url": run.url,
-            "status": run.status,
-            "request": run.request.model_dump(mode="json"),
-            "iterations": [it.model_dump(mode="json") for it in run.iterations],
-        },
+        raft=raft_record(run),
         rows=rows,
         summary=summarize(rows, config, reward_model.metrics.get("eval_accuracy")),
     )
+
+
+def raft_record(run: RunView) -> dict[str, Any]:
+    """What a report keeps of the RAFT run: where to find it, what was asked, what each iteration did."""
+    return {
+        "run_id": run.id,
+        "url": run.url,
+        "status": run.status,
+        "request": run.request.model_dump(mode="json"),
+        "iterations": [it.model_dump(mode="json") for it in run.iterations],
+    }
 
 
 def summarize(rows: list[Row], config: DemoConfig, rm_accuracy: float | None) -> Summary:

@@ -49,3 +49,24 @@ def test_verdict_checks_each_target_of_the_issue() -> None:
     assert not met["held-out reward rises"]  # 0 -> .2, .2 -> .1, .1 -> .4, .4 -> .3: two rises
     assert not met["final held-out reward over SFT"] and not met["held-out perplexity"]
     assert met["distinct-2 kept"] and not worse.all_met
+
+
+def test_report_prints_the_table_targets_and_answers_and_plots(tmp_path: Path) -> None:
+    from raftflow.demo.hh_report import HHReport, render_hh_plot, render_hh_table, write_hh_report
+
+    rows = [row(i, 0.1 * i, ppl=10.0 + i) for i in range(3)]
+    for r in rows:
+        r.shown = [f"answer {r.iteration} to the question"]
+    report = HHReport(
+        profile="hh", seed=0, wall_seconds=60.0, stage_seconds={"raft": 30.0}, config={}, data={}, sft={},
+        reward_model={}, raft={}, shown_prompts=["\n\nHuman: Why is the sky blue?\n\nAssistant:"], rows=rows,
+        summary=summarize_hh(rows, HHConfig(), rm_accuracy=0.7),
+    )  # fmt: skip
+    table = render_hh_table(report)
+    assert "   2    0.200" in table and "KL(SFT)" in table
+    assert "[NOT met] held-out perplexity: wanted <= 1.25x SFT; measured 1.200x" not in table
+    assert "[    met] held-out perplexity" in table and "[NOT met] held-out reward rises" in table
+    assert "held-out prompt 1: Why is the sky blue?" in table and "[2] answer 2 to the question" in table
+    assert render_hh_plot(report).startswith(b"\x89PNG")
+    paths = write_hh_report(report, tmp_path)
+    assert HHReport.model_validate_json(paths["json"].read_text()) == report
