@@ -11,13 +11,8 @@ from typing import Any
 
 import pytest
 
-HH_SAMPLE = (
-    Path(__file__).resolve().parents[2].parent
-    / "shared"
-    / "data"
-    / "hh-rlhf"
-    / "harmless-base-test-part.jsonl.gz"
-)
+# The sample the repo ships (a copy of ../shared/data/hh-rlhf/, MIT licence beside it).
+HH_SAMPLE = Path(__file__).resolve().parents[2] / "data" / "hh-rlhf" / "harmless-base-test-part.jsonl.gz"
 
 
 def write_jsonl(path: Path, rows: Iterable[Any], compress: bool = False) -> Path:
