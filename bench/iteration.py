@@ -31,12 +31,11 @@ os.environ.setdefault("RAFTFLOW_TORCH_THREADS", "1")
 from orchestrator.backends import open_backends  # noqa: E402
 from orchestrator.raft_loop import Backends, RunContext, run_iteration  # noqa: E402
 from orchestrator.settings import OrchestratorSettings  # noqa: E402
+from raftflow.cli.local_backends import LocalSampler, LocalScorer  # noqa: E402
 from raftflow.data import write_text2text  # noqa: E402
 from raftflow.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
 from raftflow.processes import ServiceProcess, python_module  # noqa: E402
-from raftflow.schemas.generation import Sample, SamplingParams  # noqa: E402
 from raftflow.schemas.jobs import JobResult, SFTJob, TrainingConfig  # noqa: E402
-from raftflow.schemas.reward import PromptResponse  # noqa: E402
 from raftflow.schemas.runs import RunRequest, StageProgress  # noqa: E402
 from raftflow.server import free_port  # noqa: E402
 from raftflow.tiny_models import build_models, read_fortunes  # noqa: E402
@@ -58,49 +57,6 @@ class QuietReporter:
 
     def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
         self.metrics = metrics
-
-
-class LocalSampler:
-    """The generator's engine, called directly (no HTTP)."""
-
-    def __init__(self, engine) -> None:
-        self.engine = engine
-
-    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
-        from services.generator.engine.types import GenerationJob
-
-        out = await self.engine.generate(
-            GenerationJob(
-                prompts=prompts,
-                n=n,
-                max_new_tokens=params.max_tokens,
-                min_new_tokens=params.min_tokens,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                top_k=max(params.top_k, 0),
-                seed=params.seed,
-            )
-        )
-        return [
-            [
-                Sample(text=s.text, finish_reason=s.finish_reason, completion_tokens=s.completion_tokens)
-                for s in row
-            ]
-            for row in out.samples
-        ]
-
-    async def ensure_loaded(self, checkpoint: str) -> None:
-        if self.engine.state().checkpoint not in (checkpoint, str(Path(checkpoint).resolve())):
-            await self.engine.load(checkpoint)
-
-
-class LocalScorer:
-    def __init__(self, scorer) -> None:
-        self.scorer = scorer
-
-    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
-        pairs = [PromptResponse(prompt=p, response=r) for p, r in zip(prompts, responses, strict=True)]
-        return await self.scorer.score(self.scorer.prepare_pairs(pairs))
 
 
 class LocalTrainer:
@@ -143,25 +99,15 @@ def _prompts(request: RunRequest) -> list[str]:
 
 
 async def in_process_time(request: RunRequest, models: dict[str, Path], run_dir: Path) -> Timing:
-    from services.generator.engine.transformers_engine import TransformersEngine
-    from services.generator.metrics import GeneratorMetrics
-    from services.generator.settings import GeneratorSettings
-    from services.rewarder.app import start_scorer
-    from services.rewarder.metrics import RewarderMetrics
-    from services.rewarder.settings import RewarderSettings
 
-    engine = TransformersEngine(GeneratorSettings(model=str(models["policy"])), GeneratorMetrics())
-    await engine.start()
-    scorer = await start_scorer(RewarderSettings(model=str(models["reward"])), RewarderMetrics())
-    sampler = LocalSampler(engine)
-    backends = Backends(
-        sampler=sampler, scorer=LocalScorer(scorer), trainer=LocalTrainer(), policy_server=sampler
-    )
+    sampler = await LocalSampler.start(str(models["policy"]), prompt_format="raw")
+    scorer = await LocalScorer.start(model=str(models["reward"]))
+    backends = Backends(sampler=sampler, scorer=scorer, trainer=LocalTrainer(), policy_server=sampler)
     try:
         return await timed_iteration(request, backends, run_dir)
     finally:
-        await scorer.stop()
-        await engine.close()
+        await scorer.close()
+        await sampler.close()
 
 
 async def services_time(request: RunRequest, settings: OrchestratorSettings, run_dir: Path) -> Timing:

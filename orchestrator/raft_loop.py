@@ -23,6 +23,7 @@ against the HTTP services in production and in one process in ``bench/iteration.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -38,23 +39,34 @@ import numpy as np
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.data import PromptResponse, load_pairs, load_prompts, write_text2text
 from raftflow.metrics import kl_estimate, reward_table_metrics, text_metrics
-from raftflow.schemas.generation import Sample, SamplingParams
+from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
-from raftflow.selection import Selection, select_global, select_local, valid_mask
+from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
+from raftflow.selection import Selection
+from raftflow.selection import select as select_samples
+from raftflow.stages import (
+    Sampler,
+    Scorer,
+    chunk_seed,
+    read_samples,
+    read_scores,
+    rewards_of,
+    sample_prompts,
+    score_samples,
+    texts_of,
+    write_samples,
+    write_scores,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Calls redone when the generator turns out to have lost the run's checkpoint mid-call.
 _POLICY_ATTEMPTS = 3
-
-
-class Sampler(Protocol):
-    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]: ...
-
-
-class Scorer(Protocol):
-    async def score(self, prompts: list[str], responses: list[str]) -> list[float]: ...
+# trainer: external: the file POST /iterations/{id}/checkpoint writes into the iteration's directory.
+POSTED_CHECKPOINT = "posted_checkpoint.json"
+_POSTED_POLL_S = 0.5
+__all__ = ["Backends", "RunContext", "Sampler", "Scorer", "execute_run", "run_iteration"]
 
 
 class PolicyTrainer(Protocol):
@@ -118,6 +130,11 @@ class Reporter(Protocol):
 
     def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None: ...
 
+    def awaiting_checkpoint(self, iteration: int, selected_data: str | None) -> None:
+        """``trainer: external``: the run waits for a checkpoint trained on ``selected_data`` (None: it
+        has one and goes on)."""
+        ...
+
 
 @dataclass
 class RunContext:
@@ -175,22 +192,25 @@ async def run_iteration(
     #    another run used the generator in between, it may be serving something else).
     with _timed(timings, "sample_s"):
         await backends.policy_server.ensure_loaded(policy)
-        samples = await _cached(
-            out / "samples.json", lambda: sample_stage(ctx, backends, index, batch, policy)
-        )
-    texts = [[s["text"] for s in row] for row in samples]
+        path = out / "samples.json"
+        if path.exists():
+            samples = read_samples(path, batch)
+        else:
+            samples = await sample_stage(ctx, backends, index, batch, policy)
+            write_samples(path, samples)
+    texts = texts_of(samples)
 
     # 3. Score every (prompt, response).
     with _timed(timings, "score_s"):
-        rewards = np.array(
-            await _cached(out / "scores.json", lambda: score_stage(ctx, backends.scorer, index, batch, texts))
-        )
+        scored = await _scored(ctx, backends.scorer, index, samples, out / "scores.json")
+        rewards = np.array(rewards_of(scored))
         gold = None
         if backends.gold_scorer is not None:
             gold = np.array(
-                await _cached(
-                    out / "gold_scores.json",
-                    lambda: score_stage(ctx, backends.gold_scorer, index, batch, texts, stage="gold_score"),
+                rewards_of(
+                    await _scored(
+                        ctx, backends.gold_scorer, index, samples, out / "gold_scores.json", "gold_score"
+                    )
                 )
             )
 
@@ -212,7 +232,10 @@ async def run_iteration(
     selection = select(request, ranking, texts)
     data_path = out / "selected.json"
     if not selection.kept:
-        raise RuntimeError(f"iteration {index}: every sample was degenerate, nothing to train on")
+        raise RuntimeError(
+            f"iteration {index}: nothing to train on ({selection.discarded_samples} degenerate samples, "
+            f"{selection.filtered_prompts} prompts filtered by min_reward / min_reward_margin)"
+        )
     if not data_path.exists():
         kept = [(batch[i], texts[i][j]) for i, j in selection.kept]
         write_text2text(data_path, kept + sft_mix(request, index, len(kept)))
@@ -248,23 +271,28 @@ async def run_iteration(
 
 async def sample_stage(
     ctx: RunContext, backends: Backends, index: int, batch: list[str], policy: str
-) -> list[list[dict]]:
+) -> list[SampledPrompt]:
     request = ctx.request
-    k = request.samples_per_prompt
-    chunk = ctx.sample_chunk_prompts
-    rows: list[list[dict]] = []
-    for start in range(0, len(batch), chunk):
+
+    def progress(done: int, total: int) -> None:
         ctx.check_cancelled()
-        ctx.reporter.stage(
-            index, StageProgress(stage="sample", done=start * k, total=len(batch) * k, unit="samples")
-        )
-        params = sampling_params(request, seed=_chunk_seed(request.seed, index, start))
-        prompts = batch[start : start + chunk]
-        got = await on_policy(
+        ctx.reporter.stage(index, StageProgress(stage="sample", done=done, total=total, unit="samples"))
+
+    async def sample_chunk(prompts: list[str], params: SamplingParams):
+        k = request.samples_per_prompt
+        return await on_policy(
             backends.policy_server, policy, partial(backends.sampler.sample, prompts, k, params)
         )
-        rows.extend([s.model_dump() for s in row] for row in got)
-    return rows
+
+    return await sample_prompts(
+        batch,
+        request.samples_per_prompt,
+        request.sampling_params(request.seed),
+        sample_chunk,
+        iteration=index,
+        chunk_prompts=ctx.sample_chunk_prompts,
+        progress=progress,
+    )
 
 
 async def on_policy(server: PolicyServer, checkpoint: str, call: Callable[[], Awaitable[T]]) -> T:
@@ -283,26 +311,25 @@ async def on_policy(server: PolicyServer, checkpoint: str, call: Callable[[], Aw
     )
 
 
-async def score_stage(
+async def _scored(
     ctx: RunContext,
     scorer: Scorer,
     index: int,
-    batch: list[str],
-    texts: list[list[str]],
-    stage: str = "score",
-) -> list[list[float]]:
-    flat_prompts = [batch[i] for i, row in enumerate(texts) for _ in row]
-    flat_texts = [t for row in texts for t in row]
-    scores: list[float] = []
-    for start in range(0, len(flat_texts), ctx.score_chunk_items):
+    samples: list[SampledPrompt],
+    path: Path,
+    stage: Literal["score", "gold_score"] = "score",
+) -> list[ScoredPrompt]:
+    """The stage's scores from ``path`` (a resumed run), else scored now and stored there."""
+    if path.exists():
+        return read_scores(path, samples)
+
+    def progress(done: int, total: int) -> None:
         ctx.check_cancelled()
-        ctx.reporter.stage(
-            index, StageProgress(stage=stage, done=start, total=len(flat_texts), unit="samples")
-        )
-        end = start + ctx.score_chunk_items
-        scores.extend(await scorer.score(flat_prompts[start:end], flat_texts[start:end]))
-    k = len(texts[0]) if texts else 0
-    return [scores[i * k : (i + 1) * k] for i in range(len(texts))]
+        ctx.reporter.stage(index, StageProgress(stage=stage, done=done, total=total, unit="samples"))
+
+    scored = await score_samples(samples, scorer.score, chunk_items=ctx.score_chunk_items, progress=progress)
+    write_scores(path, scored)
+    return scored
 
 
 async def sample_kl_stage(
@@ -335,16 +362,21 @@ def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
 
 
 def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
-    valid = valid_mask(texts)
-    if request.selection == "local":
-        return select_local(rewards, valid)
-    fraction = request.global_fraction or 1.0 / request.samples_per_prompt
-    return select_global(rewards, valid, fraction)
+    return select_samples(
+        rewards,
+        texts,
+        request.selection,
+        request.global_fraction,
+        min_reward=request.min_reward,
+        min_margin=request.min_reward_margin,
+    )
 
 
 async def train_stage(
     ctx: RunContext, trainer: PolicyTrainer, index: int, policy: str, data_path: Path
 ) -> JobResult:
+    if ctx.request.trainer == "external":
+        return await external_train_stage(ctx, index, data_path)
     training = ctx.request.training.model_copy(update={"seed": ctx.request.seed + index})
     job = SFTJob(
         job_id=ctx.job_id(index),
@@ -379,6 +411,22 @@ async def train_stage(
     return await trainer.train(job, on_progress)
 
 
+async def external_train_stage(ctx: RunContext, index: int, data_path: Path) -> JobResult:
+    """Wait until the user posts a checkpoint fine-tuned on ``data_path`` (the route validates it and
+    writes ``posted_checkpoint.json`` into the iteration's directory). The wait is only that file: it
+    survives an orchestrator restart, and a cancel ends it at the next poll."""
+    posted = ctx.iteration_dir(index) / POSTED_CHECKPOINT
+    if not posted.exists():
+        ctx.reporter.awaiting_checkpoint(index, str(data_path))
+        log.info("run %s iteration %d: waiting for a checkpoint trained on %s", ctx.run_id, index, data_path)
+        while not posted.exists():
+            ctx.check_cancelled()
+            await asyncio.sleep(_POSTED_POLL_S)
+    checkpoint = str(read_json(posted)["path"])
+    ctx.reporter.awaiting_checkpoint(index, None)
+    return JobResult(job_id=ctx.job_id(index), kind="sft", checkpoint=checkpoint, metrics={})
+
+
 async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
     """One sample per held-out prompt from the new policy, scored by the training reward (and gold),
     and, when the policy server can score responses, the KL of the new policy to the initial one and
@@ -392,7 +440,7 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
     if not eval_prompts:
         return metrics
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
-    params = sampling_params(ctx.request, seed=_chunk_seed(ctx.request.seed, index, -1))
+    params = ctx.request.sampling_params(chunk_seed(ctx.request.seed, index, -1))
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
     metrics["eval_reward"] = float(np.mean(await backends.scorer.score(eval_prompts, responses)))
@@ -417,14 +465,14 @@ async def kl_to_initial(
 
 
 def iteration_metrics(
-    samples: list[list[dict]],
+    samples: list[SampledPrompt],
     rewards: np.ndarray,
     gold: np.ndarray | None,
     selection: Selection,
     result: JobResult,
 ) -> dict[str, float]:
-    texts = [[s["text"] for s in row] for row in samples]
-    lengths = [[int(s["completion_tokens"]) for s in row] for row in samples]
+    texts = texts_of(samples)
+    lengths = [[s.completion_tokens for s in row.samples] for row in samples]
     total = rewards.size
     kept = selection.kept
     metrics: dict[str, float] = {
@@ -434,6 +482,7 @@ def iteration_metrics(
         "selected_count": float(len(kept)),
         "discard_rate": selection.discarded_samples / total if total else 0.0,
         "dropped_prompts": float(selection.dropped_prompts),
+        "filtered_prompts": float(selection.filtered_prompts),
     }
     if gold is not None:
         metrics.update({f"gold_{k}": v for k, v in reward_table_metrics(gold).items()})
@@ -442,17 +491,6 @@ def iteration_metrics(
         )
     metrics.update({f"train_{k}": float(v) for k, v in result.metrics.items()})
     return metrics
-
-
-def sampling_params(request: RunRequest, seed: int) -> SamplingParams:
-    return SamplingParams(
-        max_tokens=request.max_new_tokens,
-        min_tokens=request.min_new_tokens,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        top_k=request.top_k,
-        seed=seed,
-    )
 
 
 def shuffled(prompts: list[str], seed: int) -> list[str]:
@@ -468,12 +506,6 @@ def prompt_slice(prompts: list[str], index: int, size: int) -> list[str]:
     """The ``index``-th block of ``size`` prompts, wrapping around when the dataset runs out."""
     start = index * size
     return [prompts[(start + offset) % len(prompts)] for offset in range(size)]
-
-
-def _chunk_seed(seed: int, index: int, chunk_start: int) -> int:
-    """A distinct, reproducible seed per (iteration, chunk): resampling after a restart gives the same
-    samples, and no two chunks share a random stream."""
-    return (seed * 1_000_003 + index * 10_007 + chunk_start + 1) % (2**31 - 1)
 
 
 async def _cached(path: Path, produce: Callable) -> list:

@@ -11,7 +11,6 @@ import logging
 import queue
 import threading
 from contextlib import AsyncExitStack
-from pathlib import Path
 
 from orchestrator.backends import open_backends
 from orchestrator.raft_loop import RunCancelled, RunContext, RunInterrupted, execute_run
@@ -34,6 +33,9 @@ class StoreReporter:
 
     def iteration_started(self, iteration: int) -> None:
         self.store.start_iteration(self.run_id, iteration)
+
+    def awaiting_checkpoint(self, iteration: int, selected_data: str | None) -> None:
+        self.store.set_awaiting(self.run_id, iteration, selected_data)
 
     def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
         self.store.finish_iteration(self.run_id, iteration, checkpoint, metrics)
@@ -90,14 +92,15 @@ class RunManager:
         ctx = RunContext(
             run_id=run_id,
             request=request,
-            run_dir=Path(self.settings.artifacts_dir).resolve() / "runs" / run_id,
+            run_dir=self.settings.run_dir(run_id),
             reporter=StoreReporter(self.store, run_id, self.telemetry),
             cancel=cancel,
             shutdown=self._shutdown,
             sample_chunk_prompts=self.settings.sample_chunk_prompts,
             score_chunk_items=self.settings.score_chunk_items,
         )
-        self.store.set_status(run_id, "running")
+        if row.status != "awaiting_checkpoint":  # a restarted wait stays open: no window refusing posts
+            self.store.set_status(run_id, "running")
         try:
             asyncio.run(self._run(ctx, row.current_iteration, row.policy))
         except RunCancelled:

@@ -60,6 +60,10 @@ class OrchestratorSettings(CommonSettings):
         checkpoints from there); empty when no roots are configured (unconfined)."""
         return [*self.path_roots, self.artifacts_dir] if self.path_roots else []
 
+    def run_dir(self, run_id: str) -> Path:
+        """Where a run's iterations write their files (``iter-NNN/``) and its checkpoints."""
+        return self.artifacts_dir.resolve() / "runs" / run_id
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from orchestrator.db import IterationRow, RunRow, utcnow
-from raftflow.schemas.runs import IterationView, RunRequest, RunView, StageProgress
+from raftflow.schemas.runs import AwaitingCheckpoint, IterationView, RunRequest, RunView, StageProgress
 
 # Rough share of an iteration's wall time per stage, for the whole-run percentage.
 _STAGE_WEIGHTS = {
@@ -23,7 +23,7 @@ _STAGE_WEIGHTS = {
     "eval": 0.05,
 }
 _STAGE_ORDER = list(_STAGE_WEIGHTS)
-ACTIVE_STATUSES = ("queued", "running")
+ACTIVE_STATUSES = ("queued", "running", "awaiting_checkpoint")
 
 
 class RunStore:
@@ -87,6 +87,27 @@ class RunStore:
             row.progress = None
             return True
 
+    def set_awaiting(self, run_id: str, iteration: int, selected_data: str | None) -> None:
+        """``awaiting_checkpoint`` (``selected_data``: what to train on) or back to ``running`` (None).
+        A run cancelled in between stays cancelled."""
+        with self._sessions.begin() as session:
+            row = session.get(RunRow, run_id)
+            if row.status not in ACTIVE_STATUSES:
+                return
+            row.current_iteration = iteration
+            row.stage = "train"
+            if selected_data is None:
+                row.status = "running"
+                row.progress = StageProgress(stage="train", unit="steps").model_dump(mode="json")
+            else:
+                row.status = "awaiting_checkpoint"
+                progress = StageProgress(
+                    stage="train",
+                    unit="steps",
+                    detail={"state": "awaiting_checkpoint", "selected_data": selected_data},
+                )
+                row.progress = progress.model_dump(mode="json")
+
     def set_stage(self, run_id: str, iteration: int, stage: str, progress: StageProgress | None) -> None:
         with self._sessions.begin() as session:
             row = session.get(RunRow, run_id)
@@ -134,6 +155,7 @@ def to_view(row: RunRow, base_url: str) -> RunView:
         progress=progress,
         percent_complete=_percent(row.status, len(done), request.num_iterations, progress),
         policy=row.policy,
+        awaiting_checkpoint=_awaiting(row, base_url, progress),
         iterations=[
             IterationView(
                 index=it.index,
@@ -148,6 +170,16 @@ def to_view(row: RunRow, base_url: str) -> RunView:
         error=row.error,
         created_at=_aware(row.created_at),
         updated_at=_aware(row.updated_at),
+    )
+
+
+def _awaiting(row: RunRow, base_url: str, progress: StageProgress | None) -> AwaitingCheckpoint | None:
+    if row.status != "awaiting_checkpoint" or progress is None:
+        return None
+    return AwaitingCheckpoint(
+        iteration=row.current_iteration,
+        selected_data=str(progress.detail.get("selected_data")),
+        submit_to=f"{base_url.rstrip('/')}/iterations/{row.id}/checkpoint",
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -20,7 +21,8 @@ class Selection:
 
     kept: list[tuple[int, int]]
     discarded_samples: int  # degenerate samples excluded from ranking
-    dropped_prompts: int  # prompts whose K samples were all degenerate
+    dropped_prompts: int  # prompts with nothing kept (all samples degenerate, filtered, or outranked)
+    filtered_prompts: int = 0  # prompts left out by the reward threshold or margin filter
 
 
 def degenerate_reason(text: str, min_chars: int = 2, max_repeat_fraction: float = 0.5) -> str | None:
@@ -74,6 +76,50 @@ def select_global(rewards: np.ndarray, valid: np.ndarray, fraction: float) -> Se
     selected_prompts = {i for i, _ in kept}
     dropped = sum(1 for i in range(len(rewards)) if i not in selected_prompts)
     return Selection(kept, int((~valid).sum()), dropped)
+
+
+def prompt_filter(
+    rewards: np.ndarray, valid: np.ndarray, min_reward: float | None = None, min_margin: float | None = None
+) -> np.ndarray:
+    """P booleans: False for a prompt whose best valid sample scores below ``min_reward``, or beats
+    the median of its valid samples by less than ``min_margin``.
+
+    Both drop prompts where ranking learned nothing: every answer is bad (threshold), or the K answers
+    are about equally good and the "best" one is noise of the reward model (margin). With K = 1 the
+    margin is 0, so any positive ``min_margin`` drops every prompt.
+    """
+    rewards, valid = _check(rewards, valid)
+    keep = valid.any(axis=1)
+    for i in np.flatnonzero(keep):
+        row = rewards[i][valid[i]]
+        best = float(row.max())
+        below = min_reward is not None and best < min_reward
+        too_close = min_margin is not None and best - float(np.median(row)) < min_margin
+        keep[i] = not (below or too_close)
+    return keep
+
+
+def select(
+    rewards: np.ndarray,
+    texts: Sequence[Sequence[str]],
+    selection: Literal["local", "global"] = "local",
+    fraction: float | None = None,
+    min_reward: float | None = None,
+    min_margin: float | None = None,
+) -> Selection:
+    """The loop's selection step: drop degenerate samples, then prompts failing the threshold/margin
+    filter, then keep the best (local top-1, or the global top ``fraction``, default 1/K: as many as
+    local). The orchestrator and ``raftflow select`` both call this."""
+    valid = valid_mask(texts)
+    rewards, valid = _check(rewards, valid)
+    eligible = prompt_filter(rewards, valid, min_reward, min_margin)
+    filtered = int((valid.any(axis=1) & ~eligible).sum())
+    ranked = valid & eligible[:, None]
+    if selection == "local":
+        chosen = select_local(rewards, ranked)
+    else:
+        chosen = select_global(rewards, ranked, fraction or 1.0 / rewards.shape[1])
+    return Selection(chosen.kept, int((~valid).sum()), chosen.dropped_prompts, filtered)
 
 
 def _check(rewards: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""``/iterations``: start, inspect, list, cancel and plot RAFT runs."""
+"""``/iterations``: start, inspect, list, cancel and plot RAFT runs; hand an external trainer's
+checkpoint to a waiting run."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
+from orchestrator.checkpoints import CheckpointRejected, check_checkpoint
 from orchestrator.paths import confine_run
 from orchestrator.plotting import plot_run
+from orchestrator.raft_loop import POSTED_CHECKPOINT
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
+from raftflow.atomic import write_json_atomic
 from raftflow.data import DataError, load_pairs, load_prompts
+from raftflow.paths import PathNotAllowed, confine
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED, error_responses
-from raftflow.schemas.runs import RunCreated, RunRequest, RunView
+from raftflow.schemas.runs import CheckpointSubmission, RunCreated, RunRequest, RunView
 from raftflow.server import limit_error
 
 # The app puts the whole router behind the bearer check: every route can answer 401.
@@ -101,6 +106,43 @@ def cancel_run(
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     if not manager.cancel(run_id):
         raise HTTPException(status_code=409, detail=f"run {run_id} is already {row.status}")
+    return to_view(store.get(run_id), str(request.base_url))
+
+
+@router.post(
+    "/{run_id}/checkpoint",
+    response_model=RunView,
+    responses={**NO_RUN, **BODY_ERRORS, **error_responses(409, e409="The run is not awaiting a checkpoint.")},
+)
+def submit_checkpoint(
+    run_id: str,
+    body: CheckpointSubmission,
+    request: Request,
+    store: RunStore = Depends(_store),
+    manager: RunManager = Depends(_manager),
+) -> RunView:
+    """Hand a ``trainer: external`` run the checkpoint fine-tuned on its selected data. It is confined
+    to the path roots and checked as a servable causal LM first: a bad one is a 422 naming the problem
+    and the run keeps waiting. The run picks an accepted one up within a second."""
+    row = store.get(run_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no run {run_id}")
+    if row.status != "awaiting_checkpoint":
+        trainer = RunRequest.model_validate(row.request).trainer
+        why = "" if trainer == "external" else " (its trainer is 'queue': it trains its own checkpoints)"
+        raise HTTPException(
+            status_code=409, detail=f"run {run_id} is {row.status}, not awaiting a checkpoint{why}"
+        )
+    try:
+        path = confine(body.path, manager.settings.allowed_roots())
+    except PathNotAllowed as exc:
+        raise limit_error("path", f"{exc} (setting ORCHESTRATOR_PATH_ROOTS)", value=body.path) from exc
+    try:
+        check_checkpoint(path)
+    except CheckpointRejected as exc:
+        raise limit_error("path", str(exc), value=body.path) from exc
+    posted = manager.settings.run_dir(run_id) / f"iter-{row.current_iteration:03d}" / POSTED_CHECKPOINT
+    write_json_atomic(posted, {"path": str(Path(path).resolve())})
     return to_view(store.get(run_id), str(request.base_url))
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raftflow.cli import data, demo, models, train
+from raftflow.cli import data, demo, models, stages, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="raftflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for module in (models, data, train, demo):
+    for module in (models, data, stages, train, demo):
         module.register(commands)
     return parser
 

@@ -65,8 +65,10 @@ class CompletionsClient:
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         """``n`` samples for each prompt, grouped per prompt in input order.
 
-        With ``params.seed`` set, chunk ``i`` uses ``derive_seed(seed, i)``: the whole call is
-        reproducible, and chunks do not repeat each other's random streams.
+        With ``params.seed`` set, a call that fits one request sends the seed as given (the loop and
+        ``raftflow sample`` already seed each chunk, so a generator URL and a model in process give the
+        same samples); a larger call sends ``derive_seed(seed, i)`` with request ``i``: reproducible,
+        and requests do not repeat each other's random streams.
         """
         if not prompts:
             return []
@@ -78,7 +80,9 @@ class CompletionsClient:
         limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
 
         async def run(index: int, chunk: list[str]) -> list[list[Sample]]:
-            seed = None if params.seed is None else derive_seed(params.seed, index)
+            seed = params.seed
+            if seed is not None and len(chunks) > 1:
+                seed = derive_seed(seed, index)
             async with limit:
                 return await self._complete(chunk, n, params.model_copy(update={"seed": seed}))
 

@@ -120,6 +120,18 @@ class RaftOptions(BaseModel):
     )
     batch_size: int = Field(default=16, ge=1)
     warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    kl_coef: float = Field(
+        default=0.0, ge=0, description="The run's kl_coef: rank by r - kl_coef * (log p - log p0)."
+    )
+    sft_mix_ratio: float = Field(
+        default=0.0, ge=0, lt=1, description="The run's sft_mix_ratio, drawn from the SFT set."
+    )
+    min_reward_margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="The run's min_reward_margin: skip prompts whose best sample beats their median by "
+        "less (the proxy's noise).",
+    )
 
 
 class EvalOptions(BaseModel):

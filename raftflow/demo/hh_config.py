@@ -82,6 +82,18 @@ class HHRaft(BaseModel):
     batch_size: int = Field(default=4, ge=1)
     max_length: int = Field(default=384, ge=32)
     lora: LoraOptions = LORA
+    kl_coef: float = Field(
+        default=0.0, ge=0, description="The run's kl_coef: rank by r - kl_coef * (log p - log p0)."
+    )
+    sft_mix_ratio: float = Field(
+        default=0.0, ge=0, lt=1, description="The run's sft_mix_ratio, drawn from the SFT pairs."
+    )
+    min_reward_margin: float | None = Field(
+        default=None,
+        ge=0,
+        description="The run's min_reward_margin: skip prompts whose best sample beats their median by "
+        "less (the proxy's noise).",
+    )
 
 
 class HHEval(BaseModel):

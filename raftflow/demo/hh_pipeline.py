@@ -183,6 +183,10 @@ class HHPipeline(DemoPipeline):
                 logging_steps=4,
             ),
             seed=c.seed,
+            kl_coef=r.kl_coef,
+            sft_mix_data=str(data.sft) if r.sft_mix_ratio > 0 else None,
+            sft_mix_ratio=r.sft_mix_ratio,
+            min_reward_margin=r.min_reward_margin,
         )
 
     # -- stage 4 -------------------------------------------------------------------------------------

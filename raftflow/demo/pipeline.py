@@ -288,6 +288,10 @@ class DemoPipeline:
             seed=c.seed,
             eval_prompts=str(data.eval_prompts),
             max_eval_prompts=c.data.eval_prompts,
+            kl_coef=r.kl_coef,
+            sft_mix_data=str(data.sft) if r.sft_mix_ratio > 0 else None,
+            sft_mix_ratio=r.sft_mix_ratio,
+            min_reward_margin=r.min_reward_margin,
         )
 
     def raft(self, stack: LocalStack, policy: str, data: DemoData) -> RunView:

@@ -12,14 +12,72 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raftflow.conversation import PromptFormat
+from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import TrainingConfig
 from raftflow.schemas.paths import NO_NUL, PathStr
 
-RunStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+RunStatus = Literal["queued", "running", "awaiting_checkpoint", "succeeded", "failed", "cancelled"]
 Stage = Literal["sample", "score", "gold_score", "select", "train", "load", "eval", "done"]
 
 
-class RunRequest(BaseModel):
+class SamplingOptions(BaseModel):
+    """How a RAFT iteration samples: K per prompt and the decoding options. The sampling part of
+    ``POST /iterations`` and the options of ``raftflow sample``, defined once."""
+
+    # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    k: int | None = Field(default=None, ge=1, le=256, description="Samples per prompt. Default 8.")
+    top_reward_percentage: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=1.0,
+        description="The seed's way to set K: K = int(1 / top_reward_percentage). Give k or this, not both.",
+    )
+    temperature: float = Field(default=1.0, gt=0.0, le=5.0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling; 1.0 is off (LMFlow).")
+    top_k: int = Field(default=0, ge=0, le=10_000, description="Top-k sampling; 0 is off (LMFlow).")
+    min_new_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        le=4096,
+        description="With it, each generation batch draws its max new tokens uniformly in "
+        "[min_new_tokens, max_new_tokens] (LMFlow's RAFT).",
+    )
+    max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Max new tokens per response.")
+
+    @model_validator(mode="after")
+    def _consistent_sampling(self) -> SamplingOptions:
+        if self.k is not None and self.top_reward_percentage is not None:
+            raise ValueError("give either k or top_reward_percentage, not both")
+        if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
+            raise ValueError(
+                f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    @property
+    def samples_per_prompt(self) -> int:
+        """K: ``k``, else LMFlow's ``int(1 / top_reward_percentage)`` (rounded to the nearest whole K
+        first, so 0.1 gives 10 whatever the float error), else 8."""
+        if self.k is not None:
+            return self.k
+        if self.top_reward_percentage is not None:
+            return max(1, int(round(1 / self.top_reward_percentage, 6)))
+        return 8
+
+    def sampling_params(self, seed: int | None) -> SamplingParams:
+        return SamplingParams(
+            max_tokens=self.max_new_tokens,
+            min_tokens=self.min_new_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            seed=seed,
+        )
+
+
+class RunRequest(SamplingOptions):
     """Body of ``POST /iterations``: one RAFT alignment run."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
@@ -60,13 +118,6 @@ class RunRequest(BaseModel):
         le=100_000,
         description="Prompts sampled per iteration (the seed's raft_batch_size).",
     )
-    k: int | None = Field(default=None, ge=1, le=256, description="Samples per prompt. Default 8.")
-    top_reward_percentage: float | None = Field(
-        default=None,
-        gt=0.0,
-        le=1.0,
-        description="The seed's way to set K: K = int(1 / top_reward_percentage). Give k or this, not both.",
-    )
     selection: Literal["local", "global"] = Field(
         default="local",
         description="'local': best sample of each prompt (the paper's RAFT); "
@@ -78,17 +129,24 @@ class RunRequest(BaseModel):
         le=1.0,
         description="Share of all samples kept under 'global' selection. Default 1/K (as many as local).",
     )
-    temperature: float = Field(default=1.0, gt=0.0, le=5.0, description="Sampling temperature.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling; 1.0 is off (LMFlow).")
-    top_k: int = Field(default=0, ge=0, le=10_000, description="Top-k sampling; 0 is off (LMFlow).")
-    min_new_tokens: int | None = Field(
+    min_reward: float | None = Field(
         default=None,
-        ge=1,
-        le=4096,
-        description="With it, each generation batch draws its max new tokens uniformly in "
-        "[min_new_tokens, max_new_tokens] (LMFlow's RAFT).",
+        description="Drop a prompt whose best (valid) sample scores below this: nothing worth learning.",
     )
-    max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Max new tokens per response.")
+    min_reward_margin: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="Drop a prompt whose best sample beats the median of its K by less than this: the "
+        "ranking there is the reward model's noise. With K = 1 any positive margin drops every prompt.",
+    )
+    trainer: Literal["queue", "external"] = Field(
+        default="queue",
+        description="'queue': raftflow's trainer worker fine-tunes each iteration (with 'training'). "
+        "'external': after selection the run waits (status awaiting_checkpoint; the selected data's path "
+        "in the run view) until a checkpoint fine-tuned elsewhere is posted to "
+        "POST /iterations/{id}/checkpoint, then loads it and goes on (LMFlow-RAFT's 'bring your own "
+        "fine-tuning'; 'training' is not used).",
+    )
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="Fine-tuning hyper-parameters passed to the trainer."
     )
@@ -132,9 +190,7 @@ class RunRequest(BaseModel):
     max_eval_pairs: int = Field(default=64, ge=1, le=10_000, description="Eval pairs used per iteration.")
 
     @model_validator(mode="after")
-    def _one_way_to_set_k(self) -> RunRequest:
-        if self.k is not None and self.top_reward_percentage is not None:
-            raise ValueError("give either k or top_reward_percentage, not both")
+    def _consistent_run(self) -> RunRequest:
         if self.generator_backend == "tgi" and self.prompt_format not in ("hh", "raw"):
             raise ValueError(
                 f"prompt_format {self.prompt_format!r} needs the policy's tokenizer, which a TGI backend "
@@ -144,19 +200,7 @@ class RunRequest(BaseModel):
             raise ValueError("sft_mix_ratio needs sft_mix_data (the pairs to mix in)")
         if self.kl_coef > 0 and self.generator_backend == "tgi":
             raise ValueError("kl_coef needs log-probabilities from raftflow's generator, not a TGI backend")
-        if self.min_new_tokens is not None and self.min_new_tokens > self.max_new_tokens:
-            raise ValueError(
-                f"min_new_tokens ({self.min_new_tokens}) must be <= max_new_tokens ({self.max_new_tokens})"
-            )
         return self
-
-    @property
-    def samples_per_prompt(self) -> int:
-        if self.k is not None:
-            return self.k
-        if self.top_reward_percentage is not None:
-            return max(1, int(1 / self.top_reward_percentage))
-        return 8
 
 
 class StageProgress(BaseModel):
@@ -180,6 +224,25 @@ class IterationView(BaseModel):
     finished_at: datetime | None
 
 
+class AwaitingCheckpoint(BaseModel):
+    """What a run with ``trainer: external`` waits for."""
+
+    iteration: int
+    selected_data: str = Field(description="The iteration's kept samples (LMFlow text2text): train on these.")
+    submit_to: str = Field(description='Where to POST the fine-tuned checkpoint: {"path": ...}.')
+
+
+class CheckpointSubmission(BaseModel):
+    """Body of ``POST /iterations/{id}/checkpoint``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    path: PathStr = Field(
+        description="The fine-tuned policy: a directory with config.json, tokenizer and full (merged) "
+        "weights, inside ORCHESTRATOR_PATH_ROOTS when set, readable by the generator."
+    )
+
+
 class RunView(BaseModel):
     """Body of ``GET /iterations/{run_id}``."""
 
@@ -193,6 +256,9 @@ class RunView(BaseModel):
     percent_complete: float = Field(description="Whole-run progress, 0-100.")
     policy: str = Field(description="The checkpoint the run samples from now (the latest trained).")
     iterations: list[IterationView]
+    awaiting_checkpoint: AwaitingCheckpoint | None = Field(
+        default=None, description="Set while the run waits for an externally trained checkpoint."
+    )
     error: str | None
     created_at: datetime
     updated_at: datetime

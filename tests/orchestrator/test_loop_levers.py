@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,51 @@ def test_mixing_needs_data_and_kl_needs_a_scoring_generator() -> None:
         RunRequest(policy="p", prompts="x", sft_mix_ratio=0.2)
     with pytest.raises(ValueError, match="kl_coef"):
         RunRequest(policy="p", prompts="x", kl_coef=0.1, generator_backend="tgi", prompt_format="hh")
+
+
+class PromptDependentFakes(Fakes):
+    """Question 0's answers score 1.0 higher than the others' (same two samples everywhere)."""
+
+    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        return [
+            REWARD[r] + (1.0 if p == "question 0" else 0.0) for p, r in zip(prompts, responses, strict=True)
+        ]
+
+
+def test_reward_threshold_drops_prompts_whose_best_is_too_low(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(sys.modules[__name__], "Fakes", PromptDependentFakes)
+    _, reporter, selected = run_once(tmp_path, min_reward=1.5)
+    assert [(p.prompt, p.response) for p in load_pairs(selected)] == [("question 0", "a loved answer")]
+    assert reporter.metrics["filtered_prompts"] == 3
+    assert reporter.metrics["selected_count"] == 1
+
+
+def test_margin_filter_and_nothing_left_names_the_filter(tmp_path: Path) -> None:
+    # best 1.0, median of (1.0, 0.6) 0.8: a margin of 0.2; asking 0.3 filters every prompt.
+    _, reporter, selected = run_once(tmp_path / "a", min_reward_margin=0.1)
+    assert len(load_pairs(selected)) == 4 and reporter.metrics["filtered_prompts"] == 0
+    with pytest.raises(RuntimeError, match="4 prompts filtered by min_reward / min_reward_margin"):
+        run_once(tmp_path / "b", min_reward_margin=0.3)
+    assert not (tmp_path / "b" / "run" / "iter-000" / "selected.json").exists()
+
+
+def test_stage_files_carry_their_prompts_and_old_tables_still_resume(tmp_path: Path) -> None:
+    """samples.json / scores.json are the records `raftflow score` / `select` read; a run written
+    before (bare P x K tables) resumes from them instead of sampling again."""
+    _, _, selected = run_once(tmp_path / "new")
+    samples = json.loads((selected.parent / "samples.json").read_text())
+    assert [row["prompt"] for row in samples] == [f"question {i}" for i in range(4)]
+    scores = json.loads((selected.parent / "scores.json").read_text())
+    assert scores[0]["rewards"] == [1.0, 0.6] and scores[0]["samples"][0]["text"] == "a loved answer"
+
+    old = tmp_path / "old" / "run" / "iter-000"
+    old.mkdir(parents=True)
+    table = [
+        [{"text": t, "finish_reason": "stop", "completion_tokens": 3} for t in ("x y", "a plain answer")]
+    ] * 4
+    (old / "samples.json").write_text(json.dumps(table))
+    (old / "scores.json").write_text(json.dumps([[0.9, 0.1]] * 4))
+    _, reporter, selected = run_once(tmp_path / "old")
+    assert {p.response for p in load_pairs(selected)} == {"x y"}  # from the stored tables, not resampled
+    assert reporter.metrics["on_policy_reward"] == pytest.approx(0.9)  # first sample of each prompt
+    assert reporter.metrics["reward_std"] == pytest.approx(0.4)

@@ -122,6 +122,33 @@ def test_lora_run_trains_an_adapter_per_iteration_and_serves_it_merged(
     assert models["checkpoint"] == str(checkpoints[-1])
 
 
+def test_top_reward_percentage_sets_k_and_min_new_tokens_varies_lengths(
+    stack, orchestrator, state_dir
+) -> None:
+    """LMFlow's way to set K (K = 1 / top_reward_percentage) and its per-batch draw of the new-token
+    limit in [min_new_tokens, max_new_tokens], through a real run: the stored samples show both."""
+    body = stack.minimal_body(
+        num_iterations=1, top_reward_percentage=0.25, min_new_tokens=3, max_new_tokens=24
+    )
+    del body["k"]
+    created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)
+    assert created.status_code == 202, created.text
+    run_id = created.json()["id"]
+    view = stack.wait(orchestrator, run_id, {"succeeded", "failed", "cancelled"})
+    assert view["status"] == "succeeded", view["error"]
+    samples = json.loads(
+        (state_dir / "artifacts" / "runs" / run_id / "iter-000" / "samples.json").read_text()
+    )
+    assert len(samples) == 8 and all(len(row["samples"]) == 4 for row in samples)  # K = 1 / 0.25
+    capped = {
+        s["completion_tokens"] for row in samples for s in row["samples"] if s["finish_reason"] == "length"
+    }
+    assert capped, "no sample reached its token limit"
+    assert all(3 <= n <= 24 for n in capped)
+    assert min(capped) < 24  # the drawn limit, not max_new_tokens alone
+    assert view["iterations"][0]["metrics"]["selected_count"] <= 8
+
+
 def test_cancel_stops_a_running_run(stack, orchestrator) -> None:
     body = stack.minimal_body(num_iterations=20)
     run_id = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30).json()["id"]
