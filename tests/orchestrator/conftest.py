@@ -58,12 +58,15 @@ class Stack:
     env: dict[str, str]
     processes: list[ServiceProcess]
 
-    def start_orchestrator(self, state_dir: Path, name: str = "orchestrator") -> tuple[ServiceProcess, str]:
+    def start_orchestrator(
+        self, state_dir: Path, name: str = "orchestrator", env: dict[str, str] | None = None
+    ) -> tuple[ServiceProcess, str]:
         """An orchestrator whose DB and artifacts live in ``state_dir``: start a second one on the same
-        dir to play a restart; use another dir for an independent one."""
+        dir to play a restart; use another dir for an independent one. ``env`` adds settings."""
         port = free_port()
         env = {
             **self.env,
+            **(env or {}),
             "ARTIFACTS_DIR": str(state_dir / "artifacts"),
             "DATABASE_URL": f"sqlite:///{state_dir / 'orchestrator.db'}",
         }

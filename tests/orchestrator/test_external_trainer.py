@@ -101,10 +101,17 @@ def test_external_run_waits_refuses_bad_checkpoints_survives_restart(stack, tmp_
 
 
 def test_cancel_while_waiting_and_queue_runs_refuse_posts(stack, tmp_path: Path) -> None:
-    process, base = stack.start_orchestrator(tmp_path, name="orchestrator-external-cancel")
+    """Also: a posted path outside ORCHESTRATOR_PATH_ROOTS is refused before it is read."""
+    roots = [str(stack.models["policy"].parent), str(stack.prompts.parent)]
+    process, base = stack.start_orchestrator(
+        tmp_path, name="orchestrator-external-cancel", env={"ORCHESTRATOR_PATH_ROOTS": json.dumps(roots)}
+    )
     created = httpx.post(f"{base}/iterations", json=stack.minimal_body(trainer="external"), timeout=30)
     run_id = created.json()["id"]
     assert stack.wait(base, run_id, WAITING)["status"] == "awaiting_checkpoint"
+    outside = shutil.copytree(stack.models["policy"], tmp_path / "outside-the-roots")
+    refused = httpx.post(f"{base}/iterations/{run_id}/checkpoint", json={"path": str(outside)}, timeout=30)
+    assert refused.status_code == 422 and "ORCHESTRATOR_PATH_ROOTS" in refused.json()["detail"][0]["msg"]
     cancelled = httpx.post(f"{base}/iterations/{run_id}/cancel", timeout=10)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     assert stack.wait(base, run_id, FINISHED)["status"] == "cancelled"
