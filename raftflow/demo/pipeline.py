@@ -299,6 +299,7 @@ class DemoPipeline:
         body = self.raft_request(stack, policy, data).model_dump(mode="json", exclude_none=True)
         base = stack.urls["orchestrator"]
         with httpx.Client(base_url=base, headers=stack.auth_headers, timeout=30.0) as http:
+            self.cancel_stale_runs(http)
             created = http.post("/iterations", json=body)
             if created.status_code != 202:
                 raise DemoFailed(f"POST /iterations answered {created.status_code}: {created.text}")
@@ -327,6 +328,15 @@ class DemoPipeline:
         if view.status != "succeeded":
             raise DemoFailed(f"RAFT run {run_id} {view.status}: {view.error} (see logs/orchestrator.log)")
         return view
+
+    def cancel_stale_runs(self, http: httpx.Client) -> None:
+        """An interrupted demo leaves its run active in the run directory's store, and the orchestrator
+        would resume it first; but its request names the old stack's ports, which are gone. Cancel it
+        (the SFT and reward-model checkpoints are reused; RAFT starts again)."""
+        for run in http.get("/iterations", params={"limit": 500}).raise_for_status().json():
+            if run["status"] in ("queued", "running", "awaiting_checkpoint"):
+                http.post(f"/iterations/{run['id']}/cancel")
+                self.say(f"cancelled RAFT run {run['id']}, left by an interrupted demo (its stack is gone)")
 
     # -- stage 4: judge every checkpoint ---------------------------------------------------------------
 

@@ -133,3 +133,29 @@ def test_sigterm_mid_training_leaves_no_half_written_checkpoint(tmp_path: Path) 
     assert_nothing_left(run, stack)
     assert not any(p.name.startswith("demo-sft-") for p in checkpoints.iterdir())
     assert not (run / "report.json").exists()
+
+
+def test_a_rerun_cancels_the_run_an_interrupted_demo_left_active(tmp_path: Path) -> None:
+    """The store in the run directory outlives a killed demo; its active run names the dead stack's
+    ports, so a rerun cancels it (instead of the orchestrator resuming it ahead of the new one)."""
+    import httpx
+
+    from raftflow.demo.config import DemoConfig
+    from raftflow.demo.pipeline import DemoPipeline
+
+    runs = [{"id": "old", "status": "running"}, {"id": "older", "status": "queued"},
+            {"id": "done", "status": "succeeded"}, {"id": "gone", "status": "cancelled"}]  # fmt: skip
+    cancelled: list[str] = []
+
+    def orchestrator(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET" and request.url.path == "/iterations":
+            return httpx.Response(200, json=runs)
+        cancelled.append(request.url.path.split("/")[2])
+        return httpx.Response(200, json={})
+
+    said: list[str] = []
+    pipeline = DemoPipeline(DemoConfig(), tmp_path, say=said.append)
+    with httpx.Client(base_url="http://orchestrator", transport=httpx.MockTransport(orchestrator)) as http:
+        pipeline.cancel_stale_runs(http)
+    assert cancelled == ["old", "older"]
+    assert len(said) == 2 and "interrupted demo" in said[0]
