@@ -1,4 +1,4 @@
-"""Anthropic HH-RLHF: split dialogues and convert a file into the seed's three training sets.
+"""Anthropic HH-RLHF: split dialogues and convert a file into LMFlow-RAFT's three training sets.
 
 An HH-RLHF record is ``{"chosen": dialogue, "rejected": dialogue}``; both dialogues share every turn
 but the last assistant reply, in the form ``"\\n\\nHuman: ...\\n\\nAssistant: ..."``. The prompt is

@@ -32,7 +32,7 @@ class SamplingOptions(BaseModel):
         default=None,
         gt=0.0,
         le=1.0,
-        description="The seed's way to set K: K = int(1 / top_reward_percentage). Give k or this, not both.",
+        description="LMFlow's way to set K: K = int(1 / top_reward_percentage). Give k or this, not both.",
     )
     temperature: float = Field(default=1.0, gt=0.0, le=5.0, description="Sampling temperature.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling; 1.0 is off (LMFlow).")
@@ -116,7 +116,7 @@ class RunRequest(SamplingOptions):
         default=64,
         ge=1,
         le=100_000,
-        description="Prompts sampled per iteration (the seed's raft_batch_size).",
+        description="Prompts sampled per iteration (LMFlow's raft_batch_size).",
     )
     selection: Literal["local", "global"] = Field(
         default="local",
