@@ -1,0 +1,153 @@
+"""The RAFT loop itself, with in-process fakes behind ``Backends`` (no processes, milliseconds): the order
+of the stages, what each call receives, and resume from every stage boundary giving exactly the
+undisturbed run's files and calls."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.raft_loop import Backends, RunContext, execute_run
+from raftflow.data import load_pairs, write_text_only
+from raftflow.schemas.generation import Sample, SamplingParams
+from raftflow.schemas.jobs import JobResult, SFTJob
+from raftflow.schemas.runs import RunRequest, StageProgress
+
+PROMPTS = [f"prompt {i}" for i in range(6)]
+
+
+class Fakes:
+    """A policy whose samples are a pure function of (policy, prompt, seed, j), a reward that hashes the
+    text, a trainer that names its checkpoint after the job: every call is recorded."""
+
+    def __init__(self, fail_at: str | None = None) -> None:
+        self.served = "base"
+        self.calls: list[tuple] = []
+        self.fail_at = fail_at
+
+    def _maybe_fail(self, stage: str) -> None:
+        if self.fail_at == stage:
+            raise ConnectionError(f"killed during {stage}")
+
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        self._maybe_fail("sample")
+        self.calls.append(("sample", self.served, tuple(prompts), n, params.seed))
+        return [
+            [Sample(text=f"{self.served}:{p}:{params.seed}:{j}", finish_reason="stop", completion_tokens=5)
+             for j in range(n)]
+            for p in prompts
+        ]  # fmt: skip
+
+    async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        self._maybe_fail("score")
+        self.calls.append(("score", len(responses)))
+        return [int(hashlib.sha256(r.encode()).hexdigest()[:6], 16) / 16**6 for r in responses]
+
+    async def train(self, job: SFTJob, on_progress) -> JobResult:
+        self._maybe_fail("train")
+        self.calls.append(("train", job.job_id, job.model, len(load_pairs(job.data))))
+        return JobResult(
+            job_id=job.job_id, kind="sft", checkpoint=f"ckpt-{job.job_id}", metrics={"train_loss": 1.0}
+        )
+
+    async def ensure_loaded(self, checkpoint: str) -> None:
+        self._maybe_fail("load")
+        if checkpoint != self.served:
+            self.calls.append(("load", checkpoint))
+        self.served = checkpoint
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def stage(self, iteration: int, progress: StageProgress) -> None:
+        self.events.append(("stage", iteration, progress.stage))
+
+    def iteration_started(self, iteration: int) -> None:
+        self.events.append(("started", iteration))
+
+    def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
+        self.events.append(("finished", iteration, checkpoint))
+
+
+def run(tmp: Path, fakes: Fakes, start: int = 0, policy: str = "base") -> tuple[str, Reporter]:
+    prompts = tmp / "prompts.json"
+    write_text_only(prompts, PROMPTS)
+    request = RunRequest(policy="base", prompts=str(prompts), k=3, prompts_per_iteration=4, num_iterations=2)
+    reporter = Reporter()
+    ctx = RunContext(
+        run_id="r", request=request, run_dir=tmp / "run", reporter=reporter, sample_chunk_prompts=3
+    )
+    backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
+    return asyncio.run(execute_run(ctx, backends, start, policy)), reporter
+
+
+def stage_files(tmp: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(tmp)): p.read_text()
+        for p in sorted((tmp / "run").glob("iter-*/*.json"))
+        if p.name != "metrics.json"  # wall times differ
+    }
+
+
+def test_two_iterations_call_each_stage_in_order_on_the_current_policy(tmp_path: Path) -> None:
+    fakes = Fakes()
+    final, reporter = run(tmp_path, fakes)
+    assert final == "ckpt-r-iter001"
+    samples = [c for c in fakes.calls if c[0] == "sample"]
+    # 4 prompts per iteration in chunks of 3 (one seed per chunk), prompts wrapping around the 6.
+    assert [len(c[2]) for c in samples] == [3, 1, 3, 1]
+    assert [c[1] for c in samples] == ["base", "base", "ckpt-r-iter000", "ckpt-r-iter000"]
+    assert len({c[4] for c in samples}) == 4  # a distinct seed per (iteration, chunk)
+    drawn = [p for c in samples for p in c[2]]
+    assert sorted(drawn[:4] + drawn[4:6]) == sorted(PROMPTS)  # without replacement until the data runs out
+    trains = [c for c in fakes.calls if c[0] == "train"]
+    assert trains == [("train", "r-iter000", "base", 4), ("train", "r-iter001", "ckpt-r-iter000", 4)]
+    assert [c for c in fakes.calls if c[0] == "load"] == [
+        ("load", "ckpt-r-iter000"),
+        ("load", "ckpt-r-iter001"),
+    ]
+    stages = [e[2] for e in reporter.events if e[0] == "stage" and e[1] == 0]
+    assert stages[0] == "sample" and stages.index("score") < stages.index("select") < stages.index("train")
+    assert ("finished", 1, "ckpt-r-iter001") in reporter.events
+
+
+@pytest.mark.parametrize("crash", ["sample", "score", "train", "load"])
+def test_a_crash_in_any_stage_resumes_to_the_undisturbed_result(tmp_path: Path, crash: str) -> None:
+    """Kill the loop inside each stage of iteration 0, then run again from the same directory: no
+    finished stage is redone, and every file matches a run that was never interrupted."""
+    undisturbed = tmp_path / "undisturbed"
+    run(undisturbed, Fakes())
+
+    resumed = tmp_path / "resumed"
+    with pytest.raises(ConnectionError, match=crash):
+        run(resumed, Fakes(fail_at=crash))
+    after_crash = set(stage_files(resumed))
+    fakes = Fakes()
+    final, _ = run(resumed, fakes)
+    assert final == "ckpt-r-iter001"
+    assert stage_files(resumed) == stage_files(undisturbed)
+    if "run/iter-000/samples.json" in after_crash:  # sampled before the crash: not sampled again
+        assert all(c[1] != "base" for c in fakes.calls if c[0] == "sample")
+    if "run/iter-000/scores.json" in after_crash:
+        assert sum(c[1] for c in fakes.calls if c[0] == "score") == 12  # iteration 1 only
+
+
+def test_resume_from_a_recorded_iteration_starts_at_the_next(tmp_path: Path) -> None:
+    """What the runner does after a restart once iteration 0 is recorded: start at 1 from its checkpoint."""
+    full = tmp_path / "full"
+    run(full, Fakes())
+    partial = tmp_path / "partial"
+    run(partial, Fakes())
+    shutil.rmtree(partial / "run" / "iter-001")
+    fakes = Fakes()
+    final, reporter = run(partial, fakes, start=1, policy="ckpt-r-iter000")
+    assert final == "ckpt-r-iter001"
+    assert {c[1] for c in fakes.calls if c[0] == "sample"} == {"ckpt-r-iter000"}
+    assert not [e for e in reporter.events if e[0] == "started" and e[1] == 0]
+    assert stage_files(partial) == stage_files(full)
