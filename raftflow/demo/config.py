@@ -114,14 +114,19 @@ class RaftOptions(BaseModel):
     max_new_tokens: int = Field(default=24, ge=1)
     epochs: float = Field(default=1.0, gt=0, description="Passes over each iteration's selected set.")
     learning_rate: float = Field(
-        default=3e-4,
+        default=6e-4,
         gt=0,
-        description="Of each RAFT step. Sets the pace: gold gain and diversity loss grow together.",
+        description="Of each RAFT step. Sets the pace: gold gain and diversity loss grow together (with "
+        "kl_coef 0 the default was 3e-4; the KL-penalised ranking lets it go higher at the same diversity).",
     )
     batch_size: int = Field(default=16, ge=1)
     warmup_ratio: float = Field(default=0.0, ge=0, le=1)
     kl_coef: float = Field(
-        default=0.0, ge=0, description="The run's kl_coef: rank by r - kl_coef * (log p - log p0)."
+        default=0.2,
+        ge=0,
+        description="The run's kl_coef: rank by r - kl_coef * (log p - log p0), the paper's KL-penalised "
+        "reward. Measured on seeds 0/1/2 against 3e-4 without it: gold gain +1.72/+1.85/+0.83 SFT std at "
+        "distinct-2 0.93/0.94/0.96x, vs +1.17/+1.62/+0.49 at 0.96/0.91/1.00x (docs/demo.md).",
     )
     sft_mix_ratio: float = Field(
         default=0.0, ge=0, lt=1, description="The run's sft_mix_ratio, drawn from the SFT set."
