@@ -83,7 +83,10 @@ class HHRaft(BaseModel):
     max_length: int = Field(default=384, ge=32)
     lora: LoraOptions = LORA
     kl_coef: float = Field(
-        default=0.0, ge=0, description="The run's kl_coef: rank by r - kl_coef * (log p - log p0)."
+        default=0.05,
+        ge=0,
+        description="The run's kl_coef: rank by r - kl_coef * (log p - log p0). Measured (lr 8e-4, seed 0): "
+        "0.05 gave +0.37 SFT std at distinct-2 1.01x, PPL 1.13x; 0 gave +0.62 std at 0.83x, 1.37x.",
     )
     sft_mix_ratio: float = Field(
         default=0.0, ge=0, lt=1, description="The run's sft_mix_ratio, drawn from the SFT pairs."
