@@ -141,7 +141,7 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
         for name in ("on_policy_reward", "best_of_k_reward", "eval_reward", "kl_to_initial"):
             assert math.isfinite(metrics[name]), name
         samples = json.loads(next((tmp_path / "art" / "runs").glob("*/iter-000/samples.json")).read_text())
-        texts = [sample["text"] for row in samples for sample in row]
+        texts = [sample["text"] for row in samples for sample in row["samples"]]
         assert len(texts) == 4 and sum(bool(t.strip()) for t in texts) >= 3
         assert not any("Human:" in t or "<|im_start|>" in t for t in texts)  # answers, not transcripts
         served = httpx.get(f"{generator}/v1/models", timeout=10).json()
