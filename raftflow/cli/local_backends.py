@@ -25,14 +25,14 @@ class LocalSampler:
         self.prompt_format: PromptFormat = prompt_format
 
     @classmethod
-    async def start(
-        cls, model: str, prompt_format: PromptFormat = "raw", device: str | None = None
-    ) -> LocalSampler:
+    async def start(cls, model: str, prompt_format: PromptFormat = "raw") -> LocalSampler:
+        """The device and threads come from the shared settings (``RAFTFLOW_DEVICE``,
+        ``RAFTFLOW_TORCH_THREADS``), as for the services."""
         from services.generator.engine.transformers_engine import TransformersEngine
         from services.generator.metrics import GeneratorMetrics
         from services.generator.settings import GeneratorSettings
 
-        settings = GeneratorSettings(model=model, **({"device": device} if device else {}))
+        settings = GeneratorSettings(model=model)
         engine = TransformersEngine(settings, GeneratorMetrics())
         await engine.start()
         return cls(engine, prompt_format)
@@ -85,15 +85,12 @@ class LocalScorer:
         model: str | None = None,
         function: str | None = None,
         prompt_format: PromptFormat = "auto",
-        device: str | None = None,
     ) -> LocalScorer:
         from services.rewarder.app import start_scorer
         from services.rewarder.metrics import RewarderMetrics
         from services.rewarder.settings import RewarderSettings
 
-        settings = RewarderSettings(
-            model=model, function=function, format=prompt_format, **({"device": device} if device else {})
-        )
+        settings = RewarderSettings(model=model, function=function, format=prompt_format)
         return cls(await start_scorer(settings, RewarderMetrics()))
 
     async def close(self) -> None:
