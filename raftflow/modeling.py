@@ -143,8 +143,16 @@ def load_causal_lm(
     dtype: torch.dtype | None = None,
     trust_remote_code: bool = False,
 ) -> PreTrainedModel:
+    """A causal LM, or a LoRA adapter directory merged into its base (so a LoRA run's unmerged
+    checkpoints load anywhere a full one does)."""
     from transformers import AutoModelForCausalLM
 
+    adapter = lora_adapter_base(name_or_path)
+    if adapter is not None:
+        from peft import PeftModel
+
+        base = load_causal_lm(adapter, device, dtype, trust_remote_code)
+        return PeftModel.from_pretrained(base, name_or_path).merge_and_unload().eval()
     check_weights_format(name_or_path)
     check_remote_code(name_or_path, trust_remote_code)
     device = _as_device(device)
@@ -155,6 +163,17 @@ def load_causal_lm(
         trust_remote_code=trust_remote_code,
     )
     return model.to(device).eval()
+
+
+def lora_adapter_base(path: str) -> str | None:
+    """The base model a PEFT LoRA adapter directory names, or None when ``path`` is not one."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config} names no base_model_name_or_path: the adapter cannot be loaded alone")
+    return str(base)
 
 
 def load_reward_model(

@@ -129,3 +129,37 @@ def _save_atomically(model, tokenizer, target: Path) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def build_llama_policy(
+    policy_dir: str | Path, out_dir: str | Path, seed: int = 0, initializer_range: float = 0.2
+) -> Path:
+    """A tiny random ``LlamaForCausalLM`` with the tokenizer of ``policy_dir`` (a tiny GPT-2 policy).
+
+    For the vLLM engine's tests: vLLM serves LoRA adapters on Llama but not on GPT-2. The wide
+    ``initializer_range`` makes greedy decoding decisive (no near-ties between the top two tokens), so
+    vLLM's and transformers' greedy outputs of the same weights compare token for token.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(policy_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=128,  # head_dim 32: vLLM's CPU attention has no kernel for head_dim 16
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        initializer_range=initializer_range,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    target = Path(out_dir)
+    _save_atomically(model, tokenizer, target)
+    return target

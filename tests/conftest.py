@@ -116,3 +116,92 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write what tests/reliability tried and saw as Markdown to PATH (make reliability-report)",
     )
+
+
+# -- vLLM ---------------------------------------------------------------------------------------------
+# vLLM lives in its own environment (.venv-vllm, `make venv-vllm`): it pins transformers 5.x. Its tests
+# skip when that environment is absent, except where RAFTFLOW_REQUIRE_VLLM is set (.ci/run sets it,
+# after building the environment), so CI cannot pass by skipping them.
+
+VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def vllm_models(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny Llamas (vLLM serves LoRA on Llama, not GPT-2): ``base``, ``other`` (same shapes, other
+    weights), ``adapter1`` / ``adapter2`` (LoRA adapters of base with random B, so they change the
+    output) and ``merged1`` / ``merged2`` (the same adapters merged, what transformers decodes)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from raftflow.modeling import load_causal_lm, load_tokenizer
+    from raftflow.tiny_models import build_llama_policy
+
+    root = tmp_path_factory.mktemp("vllm-models")
+    paths = {
+        "base": build_llama_policy(tiny_models["policy"], root / "base", seed=0),
+        "other": build_llama_policy(tiny_models["policy"], root / "other", seed=1),
+    }
+    for index in (1, 2):
+        torch.manual_seed(10 + index)
+        lora = LoraConfig(
+            r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False
+        )
+        model = get_peft_model(load_causal_lm(str(paths["base"])), lora)
+        paths[f"adapter{index}"] = root / f"adapter{index}"
+        model.save_pretrained(paths[f"adapter{index}"])
+        paths[f"merged{index}"] = root / f"merged{index}"
+        model.merge_and_unload().save_pretrained(paths[f"merged{index}"])
+        # The adapters go without a tokenizer (the engine falls back to their base's), the merged
+        # models with one.
+        load_tokenizer(str(paths["base"])).save_pretrained(paths[f"merged{index}"])
+    return paths
+
+
+def _vllm_generator(base: Path, logs: Path, *args: str) -> Iterator[str]:
+    if not VLLM_PYTHON.exists():
+        if os.environ.get("RAFTFLOW_REQUIRE_VLLM"):
+            pytest.fail(f"RAFTFLOW_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing (make venv-vllm)")
+        pytest.skip(f"vLLM environment not built ({VLLM_PYTHON}): run `make venv-vllm`")
+    port = free_port()
+    process = ServiceProcess(
+        "generator-vllm",
+        python_module(
+            "services.generator",
+            "--port",
+            str(port),
+            "--backend",
+            "vllm",
+            "--model",
+            str(base),
+            "--vllm-dtype",
+            "float32",  # transformers decodes in fp32 on CPU: the greedy comparisons need the same
+            "--vllm-max-model-len",
+            "256",
+            *args,
+        ),
+        log_path=logs / "generator.log",
+        env={"GENERATOR_VLLM_LOG_DIR": str(logs), "GENERATOR_VLLM_KV_CACHE_GIB": "1"},
+        cwd=REPO_ROOT,
+        health_url=f"http://127.0.0.1:{port}/health",
+    ).start()
+    try:
+        process.wait_healthy(timeout=600)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop(timeout=60)
+
+
+@pytest.fixture(scope="session")
+def vllm_generator(vllm_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A raftflow generator with the vllm engine on the tiny Llama (fp32), for the session: vLLM takes
+    30-60 s to start on 2 cores. Full-checkpoint reloads; tests load what they need."""
+    yield from _vllm_generator(vllm_models["base"], tmp_path_factory.mktemp("vllm-logs"))
+
+
+@pytest.fixture(scope="session")
+def vllm_lora_generator(vllm_models, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same with LoRA adapters on (``--vllm-enable-lora``)."""
+    yield from _vllm_generator(
+        vllm_models["base"], tmp_path_factory.mktemp("vllm-lora-logs"), "--vllm-enable-lora"
+    )

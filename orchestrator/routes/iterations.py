@@ -8,13 +8,13 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
-from orchestrator.checkpoints import CheckpointRejected, check_checkpoint
 from orchestrator.paths import confine_run
 from orchestrator.plotting import plot_run
 from orchestrator.raft_loop import POSTED_CHECKPOINT
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
 from raftflow.atomic import write_json_atomic
+from raftflow.checkpoints import CheckpointRejected, check_checkpoint
 from raftflow.data import DataError, load_pairs, load_prompts
 from raftflow.paths import PathNotAllowed, confine
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED, error_responses

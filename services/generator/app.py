@@ -28,6 +28,10 @@ def build_engine(settings: GeneratorSettings, metrics: GeneratorMetrics) -> Engi
         from services.generator.engine.tgi_engine import TGIEngine
 
         return TGIEngine(settings, metrics)
+    if settings.backend == "vllm":
+        from services.generator.engine.vllm_engine import VLLMEngine
+
+        return VLLMEngine(settings, metrics)
     from services.generator.engine.transformers_engine import TransformersEngine
 
     return TransformersEngine(settings, metrics)
@@ -39,7 +43,7 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.backend == "transformers":
+        if settings.backend != "tgi":  # vllm: the tokenizer and an in-process reference model
             set_torch_threads(settings.torch_threads)
         engine = build_engine(settings, metrics)
         await engine.start()  # the model is loaded before the port accepts requests

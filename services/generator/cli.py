@@ -24,7 +24,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="bind address [GENERATOR_HOST, 127.0.0.1]")
     parser.add_argument("--port", type=int, help="[GENERATOR_PORT, 8001]")
     parser.add_argument(
-        "--backend", choices=["transformers", "tgi"], help="[GENERATOR_BACKEND, transformers]"
+        "--backend", choices=["transformers", "tgi", "vllm"], help="[GENERATOR_BACKEND, transformers]"
+    )
+    parser.add_argument(
+        "--vllm-url", help="attach to this vLLM server for --backend vllm [GENERATOR_VLLM_URL]"
+    )
+    parser.add_argument(
+        "--vllm-python", help="vLLM's interpreter [GENERATOR_VLLM_PYTHON, .venv-vllm/bin/python]"
+    )
+    parser.add_argument("--vllm-dtype", help="vLLM's --dtype [GENERATOR_VLLM_DTYPE, auto]")
+    parser.add_argument("--vllm-max-model-len", type=int, help="[GENERATOR_VLLM_MAX_MODEL_LEN, 2048]")
+    parser.add_argument(
+        "--vllm-enable-lora",
+        action="store_const",
+        const=True,
+        help="serve LoRA adapter checkpoints as adapters [GENERATOR_VLLM_ENABLE_LORA]",
     )
     parser.add_argument("--tgi-url", help="TGI server for --backend tgi [GENERATOR_TGI_URL]")
     parser.add_argument("--tgi-concurrency", type=int, help="[GENERATOR_TGI_CONCURRENCY, 8]")

@@ -29,9 +29,10 @@ class GeneratorSettings(CommonSettings):
         "the operator's choice, like model.",
     )
     port: int = Field(default=8001, ge=1, le=65535)
-    backend: Literal["transformers", "tgi"] = Field(
+    backend: Literal["transformers", "tgi", "vllm"] = Field(
         default="transformers",
-        description="transformers: sample in this process; tgi: forward sampling to a TGI server.",
+        description="transformers: sample in this process; tgi: forward sampling to a TGI server; "
+        "vllm: sample with a vLLM server this service starts (or attaches to) and drives.",
     )
     tgi_url: str | None = Field(default=None, description="Base URL of the TGI server (backend=tgi).")
     tgi_api_token: str | None = Field(
@@ -45,6 +46,57 @@ class GeneratorSettings(CommonSettings):
     )
     tgi_retry_seconds: float = Field(
         default=60.0, ge=0, description="How long an unreachable or failing TGI is retried before a 503."
+    )
+    vllm_url: str | None = Field(
+        default=None,
+        description="Attach to this running vLLM OpenAI server (started with VLLM_SERVER_DEV_MODE=1 for "
+        "hot reload) instead of starting one. Unset: the service starts vLLM on --model itself.",
+    )
+    vllm_api_key: str | None = Field(default=None, description="Bearer token the vLLM server wants, if any.")
+    vllm_python: str | None = Field(
+        default=None,
+        description="Interpreter of vLLM's own environment; default .venv-vllm/bin/python (make venv-vllm).",
+    )
+    vllm_port: int = Field(default=0, ge=0, le=65535, description="Port of the started vLLM; 0: a free one.")
+    vllm_dtype: str = Field(default="auto", description="vLLM's --dtype (auto: bf16 on CPU and GPU).")
+    vllm_max_model_len: int | None = Field(
+        default=2048, ge=16, description="vLLM's --max-model-len: context length, bounds the KV cache."
+    )
+    vllm_kv_cache_gib: int = Field(
+        default=2, ge=1, description="KV cache on CPU, whole GiB (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Share of GPU memory vLLM takes (vLLM's --gpu-memory-utilization); the rest is the "
+        "trainer's when both share one GPU.",
+    )
+    vllm_sleep_mode: bool = Field(
+        default=False,
+        description="Start vLLM with --enable-sleep-mode (GPU only), so POST /v1/sleep hands its memory "
+        "to the trainer between sampling stages.",
+    )
+    vllm_enable_lora: bool = Field(
+        default=False,
+        description="Start vLLM with --enable-lora, so LoRA adapter checkpoints load as adapters.",
+    )
+    vllm_max_lora_rank: int = Field(default=16, ge=1, description="vLLM's --max-lora-rank.")
+    vllm_seed: int = Field(default=0, ge=0, description="vLLM's engine seed (--seed).")
+    vllm_forward_seed: bool | None = Field(
+        default=None,
+        description="Send each request's seed to vLLM. Unset: only when this machine has CUDA; vLLM's CPU "
+        "engine dies on a per-request seed.",
+    )
+    vllm_startup_timeout: float = Field(
+        default=600.0, gt=0, description="Seconds vLLM may take to come up (35-130 s on 2 CPU cores)."
+    )
+    vllm_timeout: float = Field(default=1800.0, gt=0, description="Seconds one request to vLLM may take.")
+    vllm_extra_args: list[str] = Field(
+        default_factory=list, description="More vLLM server flags, as a JSON list in the env."
+    )
+    vllm_log_dir: str | None = Field(
+        default=None, description="Where the started vLLM logs; default the temp dir."
     )
     max_n: int = Field(default=64, ge=1, description="Largest n (and TGI best_of) accepted.")
     max_tokens: int = Field(default=1024, ge=1, description="Largest max_tokens / max_new_tokens accepted.")
@@ -68,6 +120,8 @@ class GeneratorSettings(CommonSettings):
 
     @model_validator(mode="after")
     def _backend_has_target(self) -> GeneratorSettings:
+        if self.backend == "vllm" and not (self.model or self.vllm_url):
+            raise ValueError("the vllm backend needs --model PATH_OR_ID (to start vLLM) or --vllm-url URL")
         if self.backend == "transformers" and not self.model:
             raise ValueError("the transformers backend needs a model: --model PATH_OR_ID or GENERATOR_MODEL")
         if self.backend == "tgi" and not self.tgi_url:

@@ -225,6 +225,28 @@ def test_tgi_profile_wires_the_generator_backend(compose_raw: dict[str, Any]) ->
     assert cc.compose_problems(doc, compose_raw, lib.parse_env_file(lib.ENV_EXAMPLE)) == []
 
 
+def test_vllm_profile_wires_the_generator_engine(compose_raw: dict[str, Any]) -> None:
+    env = lib.compose_env_defaults() | {"COMPOSE_PROFILES": "vllm", "GENERATOR_BACKEND": "vllm"}
+    doc = lib.interpolate(compose_raw, env)
+    vllm, generator = doc["services"]["vllm"], doc["services"]["generator"]
+    assert vllm["profiles"] == ["vllm"] and vllm["image"].startswith("vllm/vllm-openai:")
+    # hot reload needs the dev endpoints; checkpoints are read by the paths the orchestrator sends
+    assert vllm["environment"]["VLLM_SERVER_DEV_MODE"] == "1"
+    assert "raftflow-data:/data:ro" in vllm["volumes"]
+    assert vllm["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    command = vllm["command"]
+    assert command[command.index("--served-model-name") + 1] == "base"
+    assert command[command.index("--logprobs-mode") + 1] == "processed_logprobs"
+    assert generator["depends_on"]["vllm"] == {"condition": "service_healthy", "required": False}
+    model = cc.service_model("generator")
+    settings = lib.load_settings(
+        model.settings_cls, {**model.image.env, **lib.service_environment(generator)}
+    )
+    assert settings.backend == "vllm"
+    assert lib.url_host_port(settings.vllm_url) == ("vllm", 8000)
+    assert cc.compose_problems(doc, compose_raw, lib.parse_env_file(lib.ENV_EXAMPLE)) == []
+
+
 def test_orchestrator_uses_the_compose_postgres(compose: dict[str, Any]) -> None:
     model = cc.service_model("orchestrator")
     env = {**model.image.env, **lib.service_environment(compose["services"]["orchestrator"])}

@@ -237,6 +237,28 @@ def test_keda_example_scales_the_trainer_on_its_queue(rendered) -> None:
     assert trainer_redis.rsplit("/", 1)[1] == trigger["metadata"]["databaseIndex"]
 
 
+def test_vllm_example_runs_vllm_beside_the_generator_on_the_gpu(rendered) -> None:
+    """k8s/examples/generator-vllm.example.yaml replaces the base generator Deployment with one whose
+    pod holds a vLLM sidecar: schema-valid, the generator's settings select it, the GPU is vLLM's."""
+    deployment = yaml.safe_load((lib.K8S_DIR / "examples" / "generator-vllm.example.yaml").read_text())
+    kubernetes_validate.validate(deployment, VERSIONS[-1], strict=True)
+    assert deployment["metadata"]["name"] == "generator"
+    generator, vllm = deployment["spec"]["template"]["spec"]["containers"]
+    objects = rendered["k8s/base"]
+    env, problems = lib.container_env(generator, objects, {})
+    assert problems == []
+    model = cc.service_model("generator")
+    settings = lib.load_settings(model.settings_cls, {**model.image.env, **env})
+    assert settings.backend == "vllm"
+    host, port = lib.url_host_port(settings.vllm_url)
+    assert host == "127.0.0.1" and port == int(vllm["args"][vllm["args"].index("--port") + 1])
+    assert vllm["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert "nvidia.com/gpu" not in generator["resources"]["limits"]
+    assert {e["name"]: e["value"] for e in vllm["env"]}["VLLM_SERVER_DEV_MODE"] == "1"
+    data = {m["mountPath"] for c in (generator, vllm) for m in c["volumeMounts"] if m["name"] == "data"}
+    assert data == {"/data"}
+
+
 def test_unconfined_path_roots_are_caught(rendered) -> None:
     def unset(objects):
         del find(objects, "ConfigMap", "orchestrator-config")["data"]["ORCHESTRATOR_PATH_ROOTS"]

@@ -15,7 +15,6 @@ import torch
 from transformers import DynamicCache, GenerationConfig
 from transformers.generation.stopping_criteria import StopStringCriteria
 
-from raftflow.conversation import PromptFormat
 from raftflow.schemas.generation import MIN_SAMPLING_TEMPERATURE, cut_at_stop
 from services.generator.engine.loaded_model import LoadedModel
 from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob, TokenLogprobs
@@ -251,24 +250,6 @@ def _generated_length(tokens: list[int], eos_ids: frozenset[int], pad_id: int) -
     while end > 0 and tokens[end - 1] == pad_id:
         end -= 1
     return end, False
-
-
-def encode_pairs(
-    loaded: LoadedModel, prompts: list[str], responses: list[str], fmt: PromptFormat = "raw"
-) -> list[tuple[list[int], list[int]]]:
-    """``(prompt ids, response ids)`` per pair, tokenized separately as the generator samples them: the
-    rendered prompt as :meth:`LoadedModel.encode` conditions on it, then the response as it follows the
-    prompt in the rendered pair (hh's separating space included, a template's end-of-turn excluded),
-    without special tokens. Tokenizing the joined string could merge tokens across the boundary and
-    score a sequence the policy never produced."""
-    resolved, pairs = loaded.render_pairs(prompts, responses, fmt)
-    segments = [
-        pair.text[pair.completion_start : pair.response_span[1] if pair.response_span else len(pair.text)]
-        for pair in pairs
-    ]
-    response_ids = loaded.tokenizer(segments, add_special_tokens=False)["input_ids"] if segments else []
-    prompt_ids = loaded.encode([pair.prompt_text for pair in pairs], resolved)
-    return list(zip(prompt_ids, response_ids, strict=True))
 
 
 def score_batch(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -> list[float]:

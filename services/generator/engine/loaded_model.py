@@ -12,17 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from raftflow.conversation import (
-    PromptFormat,
-    RenderedPair,
-    ResolvedFormat,
-    encode_prompt,
-    recorded_format,
-    render_pair,
-    render_prompt,
-    resolve_format,
+from raftflow.conversation import PromptFormat, RenderedPair, ResolvedFormat, recorded_format
+from raftflow.modeling import (
+    checkpoint_version,
+    default_dtype,
+    load_causal_lm,
+    load_tokenizer,
+    lora_adapter_base,
 )
-from raftflow.modeling import checkpoint_version, default_dtype, load_causal_lm, load_tokenizer
+from services.generator.engine.prompt_codec import PromptCodec
 
 if TYPE_CHECKING:
     import torch
@@ -57,31 +55,26 @@ class LoadedModel:
     def dtype_name(self) -> str:
         return str(self.model.dtype).removeprefix("torch.")
 
+    @property
+    def codec(self) -> PromptCodec:
+        """Rendering and tokenizing prompts, shared with the vLLM engine (prompt_codec)."""
+        return PromptCodec(self.tokenizer, recorded_format(self.model.config))
+
     def resolve(self, fmt: PromptFormat) -> ResolvedFormat:
-        """``fmt`` for this checkpoint (``auto``: what its training recorded, its template, else hh);
-        ValueError when the format needs a chat template the tokenizer lacks."""
-        return resolve_format(fmt, self.tokenizer, recorded_format(self.model.config))
+        return self.codec.resolve(fmt)
 
     def render(self, prompts: list[str], fmt: PromptFormat) -> tuple[ResolvedFormat, list[str]]:
-        """The texts the model is conditioned on, through the one conversation contract."""
-        resolved = self.resolve(fmt)
-        return resolved, [render_prompt(prompt, resolved, self.tokenizer) for prompt in prompts]
+        return self.codec.render(prompts, fmt)
 
     def render_pairs(
         self, prompts: list[str], responses: list[str], fmt: PromptFormat
     ) -> tuple[ResolvedFormat, list[RenderedPair]]:
-        resolved = self.resolve(fmt)
-        return resolved, [
-            render_pair(p, r, resolved, self.tokenizer) for p, r in zip(prompts, responses, strict=True)
-        ]
+        return self.codec.render_pairs(prompts, responses, fmt)
 
     def encode(
         self, texts: list[str], fmt: ResolvedFormat = "raw", truncate: int | None = None
     ) -> list[list[int]]:
-        """Token ids per rendered prompt, unpadded (padding is per batch, to that batch's longest
-        prompt); special tokens as the trainer adds them (none after a chat template)."""
-        ids = [encode_prompt(self.tokenizer, text, fmt) for text in texts]
-        return [row[-truncate:] for row in ids] if truncate else ids
+        return self.codec.encode(texts, fmt, truncate)
 
 
 def load_model(
@@ -91,7 +84,11 @@ def load_model(
     if _looks_local(path) and not Path(path).is_dir():
         # Otherwise from_pretrained treats it as a hub id and complains about the repo id's format.
         raise FileNotFoundError(f"no checkpoint directory at {path}")
-    tokenizer = load_tokenizer(path, padding_side="left", trust_remote_code=trust_remote_code)
+    # A LoRA adapter saved without its tokenizer uses its base's.
+    adapter_base = lora_adapter_base(path)
+    has_tokenizer = (Path(path) / "tokenizer_config.json").is_file()
+    tokenizer_source = adapter_base if adapter_base and not has_tokenizer else path
+    tokenizer = load_tokenizer(tokenizer_source, padding_side="left", trust_remote_code=trust_remote_code)
     model = load_causal_lm(
         path, device=device, dtype=default_dtype(device), trust_remote_code=trust_remote_code
     )

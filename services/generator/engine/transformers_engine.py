@@ -31,7 +31,7 @@ from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
 from services.generator.engine.batching import plan_batches
-from services.generator.engine.decoding import encode_pairs, prompt_token_logprobs, run_batch, score_batch
+from services.generator.engine.decoding import prompt_token_logprobs, run_batch, score_batch
 from services.generator.engine.loaded_model import LoadedModel, load_model
 from services.generator.engine.types import (
     BackendRejected,
@@ -123,7 +123,7 @@ class TransformersEngine:
         loaded = self._loaded() if model == "current" else self._reference
         if loaded is None:
             raise NoReferenceModel()
-        pairs = await self._on_worker(_rendering(encode_pairs), loaded, prompts, responses, prompt_format)
+        pairs = await self._on_worker(_rendering(_encode_pairs), loaded, prompts, responses, prompt_format)
         for index, (prompt_ids, response_ids) in enumerate(pairs):
             if not prompt_ids:
                 raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
@@ -238,6 +238,12 @@ def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], lis
     """The job's prompts rendered in its format, and their token ids (TGI's truncate applied)."""
     resolved, texts = loaded.render(job.prompts, job.prompt_format)
     return texts, loaded.encode(texts, resolved, job.truncate)
+
+
+def _encode_pairs(
+    loaded: LoadedModel, prompts: list[str], responses: list[str], fmt: PromptFormat
+) -> list[tuple[list[int], list[int]]]:
+    return loaded.codec.encode_pairs(prompts, responses, fmt)
 
 
 def _rendering(fn: Callable[..., T]) -> Callable[..., T]:

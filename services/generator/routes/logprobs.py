@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 
+from raftflow.clients.errors import ComponentUnavailable
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import LogprobsRequest, LogprobsResponse
 from raftflow.server import limit_error
@@ -62,6 +63,8 @@ async def sequence_logprobs(
         raise limit_error("prompts", str(exc)) from exc
     except (NoReferenceModel, UnsupportedOperation) as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ComponentUnavailable as exc:  # the vllm backend's server is down
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     return LogprobsResponse(
         logprobs=output.logprobs, tokens=output.tokens, model=output.model.name, version=output.model.version
     )

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from fastapi import APIRouter, HTTPException, status
 
+from raftflow.clients.errors import ComponentUnavailable
 from raftflow.paths import PathNotAllowed, resolve_inside
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import LoadRequest, LoadResponse, ModelCard, ModelList
@@ -70,6 +71,8 @@ async def load_checkpoint(body: LoadRequest, engine: EngineDep, settings: Settin
             await _load(engine.load_reference, reference_path, "reference", body.reference)
     except UnsupportedOperation as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    except ComponentUnavailable as exc:  # the vllm backend's server is down: nothing was swapped
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     reference = engine.reference_state()
     return LoadResponse(
         model=current.name,

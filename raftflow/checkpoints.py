@@ -1,6 +1,7 @@
 """Is a directory a policy checkpoint the generator can serve? Asked before a run accepts a checkpoint
 trained outside raftflow (``trainer: external``), so a wrong path is a 422 the user can fix while the
-run keeps waiting, not a failed run at the next load.
+run keeps waiting, not a failed run at the next load; and by the generator's vLLM engine before it
+overwrites the served weights in place (a reload cannot be undone half-way, so it is checked first).
 
 The check is cheap even for a 7B model: config and tokenizer load, and the weight files' headers are
 compared with the parameters the config's architecture declares (built on the ``meta`` device, no
@@ -67,7 +68,7 @@ def check_checkpoint(path: str | Path) -> None:
             f"{path}: config.json does not describe a causal language model ({exc})"
         ) from exc
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = _safetensors_shapes(directory, names)
+    found = safetensors_shapes(directory)
     if found is None:  # pickled .bin weights: their names cannot be read without loading them
         return
     if getattr(config.get_text_config(), "tie_word_embeddings", False):
@@ -90,8 +91,13 @@ def check_checkpoint(path: str | Path) -> None:
         )
 
 
-def _safetensors_shapes(directory: Path, names: set[str]) -> dict[str, tuple[int, ...]] | None:
+def safetensors_shapes(directory: str | Path) -> dict[str, tuple[int, ...]] | None:
+    """Weight name -> shape, read from the safetensors headers (no tensor is loaded); None when the
+    directory holds no safetensors weights."""
     from safetensors import safe_open
+
+    directory = Path(directory)
+    names = {p.name for p in directory.iterdir()}
 
     if "model.safetensors.index.json" in names:
         index = json.loads((directory / "model.safetensors.index.json").read_text())

