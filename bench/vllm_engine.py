@@ -109,6 +109,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch / OMP threads of each engine")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", type=Path, default=REPO / "models" / "pretrained")
+    parser.add_argument(
+        "--skip-transformers",
+        action="store_true",
+        help="G1 and G2 only (the transformers side of G1' takes ~10 min on 2 cores)",
+    )
     args = parser.parse_args()
 
     if not Path(default_vllm_python()).exists():
@@ -135,8 +140,8 @@ def main() -> int:
             env,
             300,
         )
-        tf_rates = []
-        for _ in range(args.repeats):
+        tf_rates: list[float] = []
+        for _ in range(0 if args.skip_transformers else args.repeats):
             rate, seconds = asyncio.run(sample_stage_tokens_per_s(url_tf, prompts, args.k, params))
             tf_rates.append(rate)
             print(f"  transformers engine sample stage: {rate:7.1f} tok/s ({seconds:.1f} s)", flush=True)
@@ -211,7 +216,7 @@ def main() -> int:
         results = {
             "raw": max(raw_rates),
             "ours": max(ours_rates),
-            "tf_stage": max(tf_rates),
+            "tf_stage": max(tf_rates) if tf_rates else float("nan"),
             "vllm_stage": max(vllm_rates),
             "swap": max(swaps),
         }
@@ -221,6 +226,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     g1 = results["ours"] / results["raw"]
+    pairwise = [o / r for o, r in zip(ours_rates, raw_rates, strict=True)]
     g1p = results["vllm_stage"] / results["tf_stage"]
     print(
         f"\nSmolLM2-135M-Instruct, {args.prompts} HH prompts x {args.k} samples x <= {args.max_tokens} "
@@ -228,7 +234,8 @@ def main() -> int:
     )
     print(
         f"G1  raftflow vllm engine / raw vLLM:      {g1:.2f}x  ({results['ours']:.0f} vs "
-        f"{results['raw']:.0f} tok/s; target >= 0.95)"
+        f"{results['raw']:.0f} tok/s; target >= 0.95); per turn {min(pairwise):.2f}-{max(pairwise):.2f}, "
+        f"mean {sum(pairwise) / len(pairwise):.3f}"
     )
     print(
         f"G1' sample stage vllm / transformers:     {g1p:.2f}x  ({results['vllm_stage']:.0f} vs "
@@ -238,7 +245,7 @@ def main() -> int:
         f"G2  checkpoint swap (POST /v1/load):      {results['swap']:.2f} s worst of {len(swaps)} "
         "(target <= 2 s)"
     )
-    met = g1 >= 0.95 and g1p >= 2.3 and results["swap"] <= 2.0
+    met = g1 >= 0.95 and (args.skip_transformers or g1p >= 2.3) and results["swap"] <= 2.0
     print("all targets met" if met else "a target is NOT met")
     return 0 if met else 1
 

@@ -158,11 +158,17 @@ def vllm_models(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     return paths
 
 
-def _vllm_generator(base: Path, logs: Path, *args: str) -> Iterator[str]:
+def require_vllm() -> Path:
+    """vLLM's interpreter; skips the test without it (fails under RAFTFLOW_REQUIRE_VLLM)."""
     if not VLLM_PYTHON.exists():
         if os.environ.get("RAFTFLOW_REQUIRE_VLLM"):
             pytest.fail(f"RAFTFLOW_REQUIRE_VLLM is set but {VLLM_PYTHON} is missing (make venv-vllm)")
         pytest.skip(f"vLLM environment not built ({VLLM_PYTHON}): run `make venv-vllm`")
+    return VLLM_PYTHON
+
+
+def _vllm_generator(base: Path, logs: Path, *args: str) -> Iterator[str]:
+    require_vllm()
     port = free_port()
     process = ServiceProcess(
         "generator-vllm",

@@ -354,6 +354,22 @@ class LoadRequest(BaseModel):
         return self
 
 
+class SleepRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    level: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description="vLLM's sleep level: 1 offloads the weights to CPU memory and drops the KV cache; 2 "
+        "drops the weights too (the next load brings new ones).",
+    )
+
+
+class SleepResponse(BaseModel):
+    sleeping: bool
+
+
 class LoadResponse(BaseModel):
     """After a reference-only load, ``previous_*`` equal the unchanged current checkpoint."""
 

@@ -22,6 +22,8 @@ FLAGS = (
     "max_batch_size",
     "max_batch_tokens",
     "max_wait_ms",
+    "vllm_url",
+    "vllm_model_name",
     "calibration_file",
     "add_special_tokens",
     "dtype",

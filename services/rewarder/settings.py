@@ -29,6 +29,17 @@ class RewarderSettings(CommonSettings):
         description="Rule-based reward instead of a model: 'module:function' taking list[RewardItem] and "
         "returning list[float].",
     )
+    vllm_url: str | None = Field(
+        default=None,
+        description="Score through this vLLM pooling server (vllm serve MODEL --runner pooling --convert "
+        "classify) instead of loading the model here; model still names the same checkpoint, whose "
+        "tokenizer renders and truncates items here.",
+    )
+    vllm_model_name: str | None = Field(
+        default=None, description="The name vLLM serves the reward model under; default the first it lists."
+    )
+    vllm_api_key: str | None = Field(default=None, description="Bearer token of the vLLM server, if any.")
+    vllm_timeout: float = Field(default=300.0, gt=0, description="Seconds one scoring call to vLLM may take.")
     format: PromptFormat = Field(
         default="auto",
         description="How 'inputs' pairs become text (raftflow.conversation): auto (the format the reward "
@@ -87,6 +98,10 @@ class RewarderSettings(CommonSettings):
             raise ValueError(
                 "give exactly one of model (REWARDER_MODEL / --model) or function "
                 "(REWARDER_FUNCTION / --function)"
+            )
+        if self.vllm_url is not None and self.model is None:
+            raise ValueError(
+                "vllm_url scores a reward model: give its checkpoint too (REWARDER_MODEL / --model)"
             )
         return self
 

@@ -7,17 +7,22 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
 from transformers import Trainer, TrainerCallback, set_seed
 
 from raftflow.data import DataError, PromptResponse
-from raftflow.modeling import load_causal_lm, load_tokenizer
+from raftflow.modeling import load_tokenizer
 from raftflow.schemas.jobs import SFTJob
 from services.trainer.config import SFTConfig
 from services.trainer.metrics import training_metrics
 from services.trainer.runtime import Runtime
 from services.trainer.sft_data import SFTCollator, tokenize_sft
-from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_checkpoint
+from services.trainer.weights import (
+    apply_lora,
+    effective_max_length,
+    load_policy,
+    resolve_job_format,
+    save_checkpoint,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +39,7 @@ def train_sft(
     set_seed(config.seed)  # before any new weights (LoRA) are drawn
     tokenizer = load_tokenizer(job.model, "right", trust_remote_code=runtime.trust_remote_code)
     # fp32 master weights; bf16 (on GPUs) is applied as mixed precision by the Trainer.
-    model = load_causal_lm(job.model, dtype=torch.float32, trust_remote_code=runtime.trust_remote_code)
+    model, continuing = load_policy(job.model, config.lora, runtime.trust_remote_code)
     max_length = effective_max_length(config.max_length, model)
     prompt_format = resolve_job_format(job, tokenizer, model)
     features, dropped = tokenize_sft(examples, tokenizer, max_length, config.loss_on, prompt_format)
@@ -44,7 +49,10 @@ def train_sft(
         )
     if not features:
         raise DataError(f"{job.data}: no example has a response token within max_length={max_length}")
-    model = apply_lora(model, config.lora, "CAUSAL_LM", config.gradient_checkpointing)
+    if not continuing:
+        model = apply_lora(model, config.lora, "CAUSAL_LM", config.gradient_checkpointing)
+    elif config.gradient_checkpointing:
+        model.enable_input_require_grads()  # as apply_lora does: frozen embeddings give no grad
 
     trainer = Trainer(
         model=model,

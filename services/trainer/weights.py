@@ -10,6 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from raftflow.conversation import CONFIG_KEY, ResolvedFormat, recorded_format, resolve_format
 from raftflow.data import DataError
+from raftflow.modeling import load_causal_lm, lora_adapter_base
 from raftflow.schemas.jobs import LoraOptions, TrainingJob
 
 
@@ -28,6 +29,26 @@ def effective_max_length(requested: int, model: PreTrainedModel) -> int:
     would index past the position embeddings."""
     window = context_window(model)
     return min(requested, window) if window else requested
+
+
+def load_policy(
+    path: str, lora: LoraOptions | None, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, bool]:
+    """The causal LM a job trains, in fp32, and whether it continues an existing adapter.
+
+    A LoRA adapter directory with ``lora.merge`` off is trained further as the same adapter on its
+    base, so every iteration of a LoRA run saves an adapter of the one base model: what a vLLM
+    generator serves as adapters (never merged). Otherwise an adapter is merged into its base on load
+    and a job with ``lora`` trains fresh adapters on that (the merged run's way)."""
+    import torch
+
+    base = lora_adapter_base(path)
+    if base is not None and lora is not None and not lora.merge:
+        from peft import PeftModel
+
+        model = load_causal_lm(base, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        return PeftModel.from_pretrained(model, path, is_trainable=True), True
+    return load_causal_lm(path, dtype=torch.float32, trust_remote_code=trust_remote_code), False
 
 
 def apply_lora(

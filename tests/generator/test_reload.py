@@ -138,3 +138,11 @@ def test_reload_swaps_after_in_flight_requests_and_failed_loads_change_nothing(
     load(server, checkpoints["old"])
     assert texts(server.complete(**SHORT)) == texts(reference_short)
     assert models(server)["load_count"] == 3
+
+
+def test_sleep_is_vllms_and_a_409_here(server: Generator) -> None:
+    """The transformers engine has no sleep mode: a 409 that names the engine that has one."""
+    response = server.post("/v1/sleep", {"level": 1})
+    assert response.status_code == 409
+    assert "--backend vllm" in response.json()["detail"]
+    assert server.post("/v1/sleep", {"level": 3}).status_code == 422

@@ -250,6 +250,14 @@ def test_chat_completions_echo_and_the_tgi_route(vllm_generator: str, vllm_model
     assert "typical_p" in typical.text
 
 
+def test_sleep_mode_is_a_409_on_cpu(vllm_generator: str) -> None:
+    for route in ("/v1/sleep", "/v1/wake_up"):
+        response = httpx.post(f"{vllm_generator}{route}", json={}, timeout=30)
+        assert response.status_code == 409
+        assert "CPU has no sleep mode" in response.json()["detail"]
+    assert httpx.get(f"{vllm_generator}/health", timeout=10).status_code == 200
+
+
 def test_health_and_models_report_the_engine(vllm_generator: str) -> None:
     health = httpx.get(f"{vllm_generator}/health", timeout=10)
     assert health.status_code == 200

@@ -99,6 +99,16 @@ class TGIEngine:
             "does not score given responses"
         )
 
+    async def sleep(self, level: int = 1) -> None:
+        raise UnsupportedOperation(
+            "sleep mode is vLLM's: the tgi backend has none (use --backend vllm on a GPU)"
+        )
+
+    async def wake_up(self) -> None:
+        raise UnsupportedOperation(
+            "sleep mode is vLLM's: the tgi backend has none (use --backend vllm on a GPU)"
+        )
+
     async def logprobs(
         self,
         prompts: list[str],

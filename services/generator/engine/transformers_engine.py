@@ -45,6 +45,7 @@ from services.generator.engine.types import (
     ModelState,
     NoReferenceModel,
     PromptFormatRejected,
+    UnsupportedOperation,
 )
 from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
@@ -110,6 +111,16 @@ class TransformersEngine:
             self._reference = loaded  # one assignment: running logprobs requests keep the old one
             log.info("reference model %s", loaded.name)
             return self._state_of(loaded)
+
+    async def sleep(self, level: int = 1) -> None:
+        raise UnsupportedOperation(
+            "sleep mode is vLLM's: the transformers engine has none (use --backend vllm on a GPU)"
+        )
+
+    async def wake_up(self) -> None:
+        raise UnsupportedOperation(
+            "sleep mode is vLLM's: the transformers engine has none (use --backend vllm on a GPU)"
+        )
 
     async def logprobs(
         self,

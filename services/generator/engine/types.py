@@ -142,6 +142,13 @@ class Engine(Protocol):
         """Sequence log-probabilities of each response given its prompt under the chosen model."""
         ...
 
+    async def sleep(self, level: int = 1) -> None:
+        """Hand the accelerator's memory back until :meth:`wake_up` (vLLM's sleep mode); engines that
+        cannot raise :class:`UnsupportedOperation`."""
+        ...
+
+    async def wake_up(self) -> None: ...
+
 
 class ContextLengthExceeded(ValueError):
     def __init__(self, prompt_index: int, prompt_tokens: int, max_new_tokens: int, context_length: int):

@@ -142,6 +142,7 @@ class VLLMEngine:
         self._served: ServedPolicy | None = None
         self._base: ServedPolicy | None = None
         self._load_count = 0
+        self._asleep = False
         self._context_length: int | None = None
         self._weights = ""
         """The full checkpoint whose weights vLLM holds now (adapters apply on top of these)."""
@@ -210,6 +211,10 @@ class VLLMEngine:
                 "typical_p is not supported by the vllm backend (vLLM has no typical sampling)"
             )
         async with self._gate.request():
+            if self._asleep:
+                raise ComponentUnavailable(
+                    "vllm", self._url, 0, RuntimeError("asleep: POST /v1/wake_up first")
+                )
             served = self._current()  # this request's policy: loads wait for it to finish
             if job.echo_logprobs and self._settings.vllm_enable_lora:
                 raise BackendRejected(
@@ -383,20 +388,27 @@ class VLLMEngine:
         return scorer
 
     async def sleep(self, level: int = 1) -> None:
-        """Hand vLLM's GPU memory back (weights offloaded at level 1) until :meth:`wake_up`."""
+        """Hand vLLM's GPU memory to a trainer on the same GPU (level 1: weights offloaded to CPU
+        memory; level 2: discarded, so load a checkpoint after waking). Waits for requests in flight;
+        sampling while asleep is a 503."""
         if not (self._on_gpu and self._settings.vllm_sleep_mode):
             raise UnsupportedOperation(
                 "sleep needs vLLM on a GPU started with GENERATOR_VLLM_SLEEP_MODE=true "
                 "(CPU has no sleep mode)"
             )
-        await self._post(f"/sleep?level={level}", None)
+        async with self._gate.exclusive():
+            await self._post(f"/sleep?level={level}", None)
+            self._asleep = True
 
     async def wake_up(self) -> None:
         if not (self._on_gpu and self._settings.vllm_sleep_mode):
             raise UnsupportedOperation(
-                "wake_up needs vLLM on a GPU started with GENERATOR_VLLM_SLEEP_MODE=true"
+                "wake_up needs vLLM on a GPU started with GENERATOR_VLLM_SLEEP_MODE=true "
+                "(CPU has no sleep mode)"
             )
-        await self._post("/wake_up", None)
+        async with self._gate.exclusive():
+            await self._post("/wake_up", None)
+            self._asleep = False
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -603,7 +615,7 @@ def _sample(choice: dict[str, Any], tokenizer: Any, job: GenerationJob) -> Gener
         top = [dict(entry or {}) for entry in detail.get("top_logprobs") or []] if job.top_logprobs else None
     elif job.logprobs:
         texts = [tokenizer.decode([token]) for token in token_ids]
-    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    special = set(getattr(tokenizer, "all_special_ids", []) or []) if job.logprobs else set()
     return GeneratedSample(
         text=choice["text"],
         finish_reason=finish,

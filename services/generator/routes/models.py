@@ -15,7 +15,14 @@ from fastapi import APIRouter, HTTPException, status
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.paths import PathNotAllowed, resolve_inside
 from raftflow.schemas.errors import error_responses
-from raftflow.schemas.generation import LoadRequest, LoadResponse, ModelCard, ModelList
+from raftflow.schemas.generation import (
+    LoadRequest,
+    LoadResponse,
+    ModelCard,
+    ModelList,
+    SleepRequest,
+    SleepResponse,
+)
 from raftflow.server import limit_error
 from services.generator.deps import EngineDep, SettingsDep
 from services.generator.engine import LoadFailed, UnsupportedOperation
@@ -85,6 +92,34 @@ async def load_checkpoint(body: LoadRequest, engine: EngineDep, settings: Settin
         reference_checkpoint=reference.checkpoint if reference else None,
         reference_version=reference.version if reference else None,
     )
+
+
+@protected.post(
+    "/v1/sleep",
+    response_model=SleepResponse,
+    responses=error_responses(409, e409="Only the vllm engine on a GPU with sleep mode can sleep."),
+)
+async def sleep(body: SleepRequest, engine: EngineDep) -> SleepResponse:
+    """Free the accelerator's memory for a trainer on the same GPU (vLLM's sleep mode) until
+    ``POST /v1/wake_up``; sampling meanwhile fails. 409 on CPU and on the other engines."""
+    try:
+        await engine.sleep(body.level)
+    except UnsupportedOperation as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return SleepResponse(sleeping=True)
+
+
+@protected.post(
+    "/v1/wake_up",
+    response_model=SleepResponse,
+    responses=error_responses(409, e409="Only the vllm engine on a GPU with sleep mode can sleep."),
+)
+async def wake_up(engine: EngineDep) -> SleepResponse:
+    try:
+        await engine.wake_up()
+    except UnsupportedOperation as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return SleepResponse(sleeping=False)
 
 
 def _allowed(requested: str, field: str, settings: GeneratorSettings) -> str:

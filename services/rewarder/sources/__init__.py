@@ -1,4 +1,5 @@
-"""Reward sources behind one interface: a sequence-classifier model or a ``module:function``."""
+"""Reward sources behind one interface: a sequence-classifier model (in process, or served by vLLM) or
+a ``module:function``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ def build_source(settings: RewarderSettings) -> RewardSource:
         from services.rewarder.sources.function import FunctionSource
 
         return FunctionSource(settings.function)
+    if settings.vllm_url is not None:
+        from services.rewarder.sources.vllm_pooling import VLLMPoolingSource  # no torch model here
+
+        return VLLMPoolingSource(settings)
     from services.rewarder.sources.model import ModelSource  # imports torch; function sources never do
 
     return ModelSource(settings)

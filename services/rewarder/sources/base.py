@@ -12,6 +12,8 @@ from raftflow.schemas.reward import RewardItem
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+    from services.rewarder.encoding import Encoder
+
 
 @dataclass(frozen=True)
 class Prepared:
@@ -31,6 +33,22 @@ class ItemRejected(ValueError):
     def __init__(self, index: int, message: str):
         self.index = index
         super().__init__(message)
+
+
+def encode_items(
+    encoder: Encoder, items: list[RewardItem], prompt_spans: list[Span | None], add_special_tokens: bool
+) -> list[Prepared]:
+    """Items as token features for a model source (in process or vLLM); an item that encodes to no
+    tokens is the request's fault."""
+    encoded = encoder.encode(
+        [item.text for item in items], prompt_spans, add_special_tokens=add_special_tokens
+    )
+    prepared = []
+    for index, (item, enc) in enumerate(zip(items, encoded, strict=True)):
+        if len(enc) == 0:
+            raise ItemRejected(index, "encodes to zero tokens: a reward model has nothing to score")
+        prepared.append(Prepared(item=item, length=len(enc), truncated=enc.truncated, features=enc.features))
+    return prepared
 
 
 class RewardSourceError(RuntimeError):

@@ -25,7 +25,7 @@ from raftflow.modeling import (
 from raftflow.schemas.reward import RewardItem
 from services.rewarder.encoding import Encoder
 from services.rewarder.settings import RewarderSettings
-from services.rewarder.sources.base import ItemRejected, Prepared
+from services.rewarder.sources.base import Prepared, encode_items
 
 if TYPE_CHECKING:
     import torch
@@ -80,19 +80,7 @@ class ModelSource:
     def prepare(
         self, items: list[RewardItem], prompt_spans: list[Span | None], template: bool
     ) -> list[Prepared]:
-        encoded = self.encoder.encode(
-            [item.text for item in items],
-            prompt_spans,
-            add_special_tokens=self.add_special_tokens and not template,
-        )
-        prepared = []
-        for index, (item, enc) in enumerate(zip(items, encoded, strict=True)):
-            if len(enc) == 0:
-                raise ItemRejected(index, "encodes to zero tokens: a reward model has nothing to score")
-            prepared.append(
-                Prepared(item=item, length=len(enc), truncated=enc.truncated, features=enc.features)
-            )
-        return prepared
+        return encode_items(self.encoder, items, prompt_spans, self.add_special_tokens and not template)
 
     def score(self, batch: list[Prepared]) -> list[float]:
         import torch
