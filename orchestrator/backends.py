@@ -28,6 +28,10 @@ from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest
 
 
+class NotARaftflowGenerator(RuntimeError):
+    """The run's generator URL answers OpenAI's API but cannot hot-load checkpoints."""
+
+
 class GeneratorPolicyServer:
     """Keeps our generator serving the run's current checkpoint (``POST /v1/load`` when it differs)."""
 
@@ -36,6 +40,15 @@ class GeneratorPolicyServer:
 
     async def ensure_loaded(self, checkpoint: str) -> None:
         served = await self.client.models()
+        if "checkpoint" not in served:
+            # vLLM, or another OpenAI server: no /v1/load, so RAFT's next iteration could not sample
+            # from the checkpoint it trained. Say what works instead of failing on a 404 later.
+            raise NotARaftflowGenerator(
+                f"the generator at {self.client.base_url} is not a raftflow generator (its /v1/models "
+                "reports no checkpoint, and it has no /v1/load to serve each iteration's checkpoint). "
+                "For vLLM, put raftflow's generator in front of it: python -m services.generator "
+                "--backend vllm --vllm-url URL (or let it start vLLM: --backend vllm --model PATH)"
+            )
         if not _is_checkpoint(served.get("checkpoint"), served.get("version"), checkpoint):
             await self.client.load_checkpoint(checkpoint)
 

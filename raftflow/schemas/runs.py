@@ -94,7 +94,8 @@ class RunRequest(SamplingOptions):
     )
     generator_backend: Literal["openai", "tgi"] = Field(
         default="openai",
-        description="'openai': /v1/completions (ours, vLLM); 'tgi': a text-generation-inference server.",
+        description="'openai': raftflow's generator (any engine: transformers, vllm, tgi); 'tgi': a "
+        "text-generation-inference server directly (one iteration: it cannot hot-load).",
     )
     rewarder_url: HttpUrl | None = Field(default=None, description="Overrides REWARDER_URL for this run.")
     gold_rewarder_url: HttpUrl | None = Field(
