@@ -52,6 +52,13 @@ class GeneratorPolicyServer:
         if not _is_checkpoint(served.get("checkpoint"), served.get("version"), checkpoint):
             await self.client.load_checkpoint(checkpoint)
 
+    async def sleep(self) -> None:
+        """Hand the generator's GPU memory to the trainer (vLLM sleep mode, level 1)."""
+        await self.client.sleep(1)
+
+    async def wake_up(self) -> None:
+        await self.client.wake_up()
+
     async def serves(self, checkpoint: str) -> bool:
         """Whether the generator serves ``checkpoint`` now: the loop asks after each call, as a
         generator restarted mid-call comes back on its start-up model (raft_loop.on_policy)."""

@@ -28,7 +28,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -86,6 +87,15 @@ class CheckablePolicyServer(PolicyServer, Protocol):
     samples)."""
 
     async def serves(self, checkpoint: str) -> bool: ...
+
+
+class SleepingPolicyServer(PolicyServer, Protocol):
+    """A policy server that can hand its accelerator memory to the trainer (vLLM's sleep mode behind
+    raftflow's generator). Used when the run asks for it (``sleep_generator_while_training``)."""
+
+    async def sleep(self) -> None: ...
+
+    async def wake_up(self) -> None: ...
 
 
 class ScoringPolicyServer(PolicyServer, Protocol):
@@ -189,8 +199,11 @@ async def run_iteration(
     batch = prompt_slice(prompts, index, request.prompts_per_iteration)
 
     # 2. Sample K per prompt from the run's current policy (reloaded first: after a restart, or when
-    #    another run used the generator in between, it may be serving something else).
+    #    another run used the generator in between, it may be serving something else; woken first
+    #    when the run sleeps it, as a crash mid-training leaves it asleep).
     with _timed(timings, "sample_s"):
+        if request.sleep_generator_while_training:
+            await _sleeper(backends).wake_up()
         await backends.policy_server.ensure_loaded(policy)
         path = out / "samples.json"
         if path.exists():
@@ -240,9 +253,11 @@ async def run_iteration(
         kept = [(batch[i], texts[i][j]) for i, j in selection.kept]
         write_text2text(data_path, kept + sft_mix(request, index, len(kept)))
 
-    # 5. Fine-tune the current policy on them.
+    # 5. Fine-tune the current policy on them (the generator asleep meanwhile, when asked: a trainer
+    #    on the same GPU then gets vLLM's memory; it wakes even when training fails).
     with _timed(timings, "train_s"):
-        result = await train_stage(ctx, backends.trainer, index, policy, data_path)
+        async with _generator_asleep(backends, request.sleep_generator_while_training):
+            result = await train_stage(ctx, backends.trainer, index, policy, data_path)
 
     # 6. Serve the new policy.
     with _timed(timings, "load_s"):
@@ -370,6 +385,26 @@ def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> 
         min_reward=request.min_reward,
         min_margin=request.min_reward_margin,
     )
+
+
+def _sleeper(backends: Backends) -> SleepingPolicyServer:
+    server = backends.policy_server
+    if not hasattr(server, "sleep"):
+        raise RuntimeError("sleep_generator_while_training: this run's generator cannot sleep")
+    return server  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def _generator_asleep(backends: Backends, asleep: bool) -> AsyncIterator[None]:
+    if not asleep:
+        yield
+        return
+    sleeper = _sleeper(backends)
+    await sleeper.sleep()
+    try:
+        yield
+    finally:
+        await sleeper.wake_up()
 
 
 async def train_stage(

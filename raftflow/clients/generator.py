@@ -98,6 +98,14 @@ class CompletionsClient:
         :meth:`sequence_logprobs`; the served checkpoint is unchanged. Returns the server's report."""
         return await self._request("POST", "/v1/load", json={"reference": path})
 
+    async def sleep(self, level: int = 1) -> dict:
+        """``POST /v1/sleep``: the generator's vLLM engine hands its GPU memory back until
+        :meth:`wake_up` (a 409 from any other engine, and on CPU)."""
+        return await self._request("POST", "/v1/sleep", json={"level": level})
+
+    async def wake_up(self) -> dict:
+        return await self._request("POST", "/v1/wake_up", json={})
+
     async def sequence_logprobs(
         self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
     ) -> list[float]:

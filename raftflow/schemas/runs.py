@@ -151,6 +151,13 @@ class RunRequest(SamplingOptions):
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="Fine-tuning hyper-parameters passed to the trainer."
     )
+    sleep_generator_while_training: bool = Field(
+        default=False,
+        description="Put the generator's vLLM engine to sleep (POST /v1/sleep) for the train stage and "
+        "wake it before the new checkpoint loads, so a trainer on the same GPU gets its memory. Needs "
+        "the generator's vllm engine on a GPU with GENERATOR_VLLM_SLEEP_MODE; elsewhere the run fails "
+        "at the first train stage with the generator's 409.",
+    )
     kl_coef: float = Field(
         default=0.0,
         ge=0.0,
@@ -199,6 +206,8 @@ class RunRequest(SamplingOptions):
             )
         if self.sft_mix_ratio > 0 and not self.sft_mix_data:
             raise ValueError("sft_mix_ratio needs sft_mix_data (the pairs to mix in)")
+        if self.sleep_generator_while_training and self.generator_backend == "tgi":
+            raise ValueError("sleep_generator_while_training needs raftflow's generator, not a TGI server")
         if self.kl_coef > 0 and self.generator_backend == "tgi":
             raise ValueError("kl_coef needs log-probabilities from raftflow's generator, not a TGI backend")
         return self

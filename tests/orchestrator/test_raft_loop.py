@@ -151,3 +151,62 @@ def test_resume_from_a_recorded_iteration_starts_at_the_next(tmp_path: Path) -> 
     assert {c[1] for c in fakes.calls if c[0] == "sample"} == {"ckpt-r-iter000"}
     assert not [e for e in reporter.events if e[0] == "started" and e[1] == 0]
     assert stage_files(partial) == stage_files(full)
+
+
+class SleepyFakes(Fakes):
+    """A generator that can sleep: sampling or loading while asleep is an error, as on vLLM."""
+
+    asleep = False
+
+    async def sleep(self) -> None:
+        self.calls.append(("sleep",))
+        self.asleep = True
+
+    async def wake_up(self) -> None:
+        self.calls.append(("wake",))
+        self.asleep = False
+
+    async def sample(self, prompts, n, params):
+        assert not self.asleep, "sampled while asleep"
+        return await super().sample(prompts, n, params)
+
+    async def ensure_loaded(self, checkpoint: str) -> None:
+        assert not self.asleep, "loaded while asleep"
+        await super().ensure_loaded(checkpoint)
+
+    async def train(self, job, on_progress):
+        assert self.asleep, "trained while the generator held its memory"
+        return await super().train(job, on_progress)
+
+
+def test_sleep_generator_while_training_frees_it_for_each_train_stage_and_wakes_it_on_failure(
+    tmp_path: Path,
+) -> None:
+    prompts = tmp_path / "prompts.json"
+    write_text_only(prompts, PROMPTS)
+    request = RunRequest(
+        policy="base",
+        prompts=str(prompts),
+        k=3,
+        prompts_per_iteration=4,
+        num_iterations=2,
+        sleep_generator_while_training=True,
+    )
+    fakes = SleepyFakes()
+    ctx = RunContext(run_id="r", request=request, run_dir=tmp_path / "run", reporter=Reporter())
+    backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
+    asyncio.run(execute_run(ctx, backends, 0, "base"))
+    order = [c[0] for c in fakes.calls if c[0] in ("sleep", "train", "wake", "load", "sample")]
+    # per iteration: (wake) sample ... sleep train wake load
+    assert order.count("sleep") == 2 and order.count("train") == 2
+    for i, name in enumerate(order):
+        if name == "train":
+            assert order[i - 1] == "sleep" and order[i + 1] == "wake" and order[i + 2] == "load"
+    assert not fakes.asleep
+
+    failing = SleepyFakes(fail_at="train")
+    ctx = RunContext(run_id="r2", request=request, run_dir=tmp_path / "run2", reporter=Reporter())
+    backends = Backends(sampler=failing, scorer=failing, trainer=failing, policy_server=failing)
+    with pytest.raises(ConnectionError):
+        asyncio.run(execute_run(ctx, backends, 0, "base"))
+    assert not failing.asleep  # woken although training failed
