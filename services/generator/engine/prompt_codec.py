@@ -7,8 +7,12 @@ its own way, and a sample conditions on the same tokens whichever engine drew it
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+from jinja2 import TemplateError
 
 from raftflow.conversation import (
     PromptFormat,
@@ -19,6 +23,17 @@ from raftflow.conversation import (
     render_prompt,
     resolve_format,
 )
+from services.generator.engine.types import PromptFormatRejected
+
+
+@contextmanager
+def rejecting_render_errors() -> Iterator[None]:
+    """Rendering failures (a chat template the tokenizer lacks, or one that refuses the conversation)
+    as :class:`PromptFormatRejected`, which the routes answer with a 422 on ``prompt_format``."""
+    try:
+        yield
+    except (ValueError, TemplateError) as exc:
+        raise PromptFormatRejected(str(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,14 @@ class PromptCodec:
         ids = [encode_prompt(self.tokenizer, text, fmt) for text in texts]
         return [row[-truncate:] for row in ids] if truncate else ids
 
+    def encode_prompts(
+        self, prompts: list[str], fmt: PromptFormat, truncate: int | None = None
+    ) -> tuple[list[str], list[list[int]]]:
+        """The texts the model is conditioned on and their token ids (TGI's ``truncate`` applied)."""
+        with rejecting_render_errors():
+            resolved, texts = self.render(prompts, fmt)
+            return texts, self.encode(texts, resolved, truncate)
+
     def encode_pairs(
         self, prompts: list[str], responses: list[str], fmt: PromptFormat = "raw"
     ) -> list[tuple[list[int], list[int]]]:
@@ -61,7 +84,8 @@ class PromptCodec:
         prompt in the rendered pair (hh's separating space included, a template's end-of-turn
         excluded), without special tokens. Tokenizing the joined string could merge tokens across the
         boundary and score a sequence the policy never produced."""
-        resolved, pairs = self.render_pairs(prompts, responses, fmt)
+        with rejecting_render_errors():
+            resolved, pairs = self.render_pairs(prompts, responses, fmt)
         segments = [
             pair.text[pair.completion_start : pair.response_span[1] if pair.response_span else len(pair.text)]
             for pair in pairs

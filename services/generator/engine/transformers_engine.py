@@ -25,8 +25,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from jinja2 import TemplateError
-
 from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
@@ -44,7 +42,6 @@ from services.generator.engine.types import (
     ModelChoice,
     ModelState,
     NoReferenceModel,
-    PromptFormatRejected,
     UnsupportedOperation,
 )
 from services.generator.metrics import GeneratorMetrics
@@ -134,7 +131,7 @@ class TransformersEngine:
         loaded = self._loaded() if model == "current" else self._reference
         if loaded is None:
             raise NoReferenceModel()
-        pairs = await self._on_worker(_rendering(_encode_pairs), loaded, prompts, responses, prompt_format)
+        pairs = await self._on_worker(_encode_pairs, loaded, prompts, responses, prompt_format)
         for index, (prompt_ids, response_ids) in enumerate(pairs):
             if not prompt_ids:
                 raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
@@ -154,7 +151,7 @@ class TransformersEngine:
     async def generate(self, job: GenerationJob) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
-        texts, prompt_ids = await self._on_worker(_rendering(_encode_job), loaded, job)
+        texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
         self._check_context(loaded, prompt_ids, job.max_new_tokens)
 
         seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
@@ -246,25 +243,10 @@ class TransformersEngine:
 
 
 def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]]]:
-    """The job's prompts rendered in its format, and their token ids (TGI's truncate applied)."""
-    resolved, texts = loaded.render(job.prompts, job.prompt_format)
-    return texts, loaded.encode(texts, resolved, job.truncate)
+    return loaded.codec.encode_prompts(job.prompts, job.prompt_format, job.truncate)
 
 
 def _encode_pairs(
     loaded: LoadedModel, prompts: list[str], responses: list[str], fmt: PromptFormat
 ) -> list[tuple[list[int], list[int]]]:
     return loaded.codec.encode_pairs(prompts, responses, fmt)
-
-
-def _rendering(fn: Callable[..., T]) -> Callable[..., T]:
-    """``fn`` with rendering failures (a chat template the tokenizer lacks, or one that refuses the
-    conversation) raised as :class:`PromptFormatRejected`, which the routes answer with a 422."""
-
-    def call(*args: Any) -> T:
-        try:
-            return fn(*args)
-        except (ValueError, TemplateError) as exc:
-            raise PromptFormatRejected(str(exc)) from exc
-
-    return call

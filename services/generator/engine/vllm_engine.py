@@ -46,7 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from jinja2 import TemplateError
 
 from raftflow.checkpoints import CheckpointRejected, check_checkpoint, safetensors_shapes
 from raftflow.clients.errors import ComponentUnavailable
@@ -67,7 +66,6 @@ from services.generator.engine.types import (
     ModelChoice,
     ModelState,
     NoReferenceModel,
-    PromptFormatRejected,
     TokenLogprobs,
     UnsupportedOperation,
 )
@@ -221,7 +219,9 @@ class VLLMEngine:
                     "echo with logprobs is not available with GENERATOR_VLLM_ENABLE_LORA: vLLM's prompt "
                     "log-probabilities crash its engine when LoRA is on (vllm-project/vllm#29955)"
                 )
-            texts, prompt_ids = await asyncio.to_thread(_rendering(_encode_job), served.codec, job)
+            texts, prompt_ids = await asyncio.to_thread(
+                served.codec.encode_prompts, job.prompts, job.prompt_format, job.truncate
+            )
             self._check_context(prompt_ids, job.max_new_tokens)
             seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
             rows = job.n if job.do_sample else 1  # greedy rows are identical: decode one, copy it
@@ -290,9 +290,7 @@ class VLLMEngine:
                 # (GPU) when LoRA is on (vllm-project/vllm#29955, #16668); and it holds one model.
                 scorer = await self._scorer(model, path)
                 return await scorer.logprobs(prompts, responses, "current", prompt_format)
-            pairs = await asyncio.to_thread(
-                _rendering(served.codec.encode_pairs), prompts, responses, prompt_format
-            )
+            pairs = await asyncio.to_thread(served.codec.encode_pairs, prompts, responses, prompt_format)
             for index, (prompt_ids, response_ids) in enumerate(pairs):
                 if not prompt_ids:
                     raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
@@ -577,23 +575,6 @@ def _check_adapter_base(path: str, base: str) -> None:
 
 def _same_checkpoint(a: str, b: str) -> bool:
     return a == b or (Path(a).exists() and Path(b).exists() and Path(a).resolve() == Path(b).resolve())
-
-
-def _encode_job(codec: PromptCodec, job: GenerationJob) -> tuple[list[str], list[list[int]]]:
-    resolved, texts = codec.render(job.prompts, job.prompt_format)
-    return texts, codec.encode(texts, resolved, job.truncate)
-
-
-def _rendering(fn: Any) -> Any:
-    """``fn`` with rendering failures raised as :class:`PromptFormatRejected` (a 422)."""
-
-    def call(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except (ValueError, TemplateError) as exc:
-            raise PromptFormatRejected(str(exc)) from exc
-
-    return call
 
 
 def _sample(choice: dict[str, Any], tokenizer: Any, job: GenerationJob) -> GeneratedSample:
