@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.raft_loop import Backends, Sampler
+from orchestrator.raft_loop import Backends, RunCancelled, Sampler
 from orchestrator.settings import OrchestratorSettings
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
@@ -156,7 +156,12 @@ class QueueTrainer:
 
         # Poll often: a coarse interval adds up to a whole interval of idle time to every iteration
         # (one small Redis read per poll; the loop writes its store only when progress changes).
-        return await asyncio.to_thread(self.client.wait, job.job_id, None, 0.05, watch)
+        try:
+            return await asyncio.to_thread(self.client.wait, job.job_id, None, 0.05, watch)
+        except RunCancelled:
+            # The run is over: the job must not keep training (and holding the device) behind it.
+            await asyncio.to_thread(self.client.cancel, job.job_id)
+            raise
 
 
 async def open_backends(

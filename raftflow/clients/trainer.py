@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import redis
@@ -91,6 +92,11 @@ class TrainerClient:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"training job {job_id} still {progress.state} after {timeout}s")
             time.sleep(poll_interval)
+
+    def cancel(self, job_id: str) -> None:
+        """Revoke the job: a queued one never starts, a running one's worker child is terminated
+        (SIGTERM; its device memory goes with the process) and the job ends REVOKED, not requeued."""
+        self._retrying(partial(self._app.control.revoke, job_id, terminate=True, signal="SIGTERM"))
 
     def close(self) -> None:
         self._app.close()

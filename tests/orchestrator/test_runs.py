@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import httpx
@@ -161,6 +162,34 @@ def test_cancel_stops_a_running_run(stack, orchestrator) -> None:
     view = stack.wait(orchestrator, run_id, {"cancelled"})
     done = [it for it in view["iterations"] if it["stage"] == "done"]
     assert len(done) < 20
+
+
+def test_cancel_during_training_revokes_the_job_and_frees_the_worker(stack, orchestrator, state_dir) -> None:
+    """Before, a cancelled run's training job kept training (and holding the device) behind it."""
+    from raftflow.clients.trainer import TrainerClient
+
+    body = stack.minimal_body(num_iterations=1, training={"max_steps": 100_000, "epochs": 1.0})
+    run_id = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30).json()["id"]
+
+    def training(view: dict) -> bool:
+        return view["stage"] == "train" and view["progress"] is not None and view["progress"]["done"] >= 2
+
+    stack.wait(orchestrator, run_id, {"failed", "succeeded"}, until=training)
+    assert httpx.post(f"{orchestrator}/iterations/{run_id}/cancel", timeout=30).status_code == 200
+    job_id = f"{run_id}-iter000"
+    with TrainerClient(stack.redis_url, retry_seconds=10) as trainer:
+        deadline = time.monotonic() + 60
+        while trainer.progress(job_id).state != "REVOKED":
+            assert time.monotonic() < deadline, trainer.progress(job_id)
+            time.sleep(0.2)
+    # The worker is free at once: a new run's training job is picked up and finishes.
+    quick = httpx.post(f"{orchestrator}/iterations", json=stack.minimal_body(num_iterations=1), timeout=30)
+    view = stack.wait(orchestrator, quick.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert view["status"] == "succeeded", view["error"]
+    # The revoked job never finished, and was not delivered again.
+    assert not (state_dir / "artifacts" / "runs" / run_id / "checkpoints" / job_id).exists()
+    with TrainerClient(stack.redis_url, retry_seconds=10) as trainer:
+        assert trainer.progress(job_id).state == "REVOKED"
 
 
 @pytest.mark.parametrize(
