@@ -14,7 +14,7 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Literal
 
-from orchestrator.raft_loop import Backends, RunCancelled, Sampler
+from orchestrator.raft_loop import Backends, PolicyServer, RunCancelled, Sampler, Scorer
 from orchestrator.settings import OrchestratorSettings
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
@@ -83,6 +83,15 @@ class GeneratorPolicyServer:
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
         """The served model's perplexity of held-out responses (the run's eval_pairs)."""
         return await self.client.perplexity(prompts, responses)
+
+
+def _urls(run_list, run_one, settings_list: list[str], settings_one: str) -> list[str]:
+    """The replicas a run uses: the run's list or URL, else the settings' list or URL."""
+    if run_list:
+        return [str(url) for url in run_list]
+    if run_one is not None:
+        return [str(run_one)]
+    return list(settings_list) or [settings_one]
 
 
 def _is_checkpoint(served: str | None, version: str | None, checkpoint: str) -> bool:
@@ -174,28 +183,55 @@ async def open_backends(
         "timeout": settings.request_timeout,
         "retry_seconds": settings.retry_seconds,
     }
-    generator_url = str(request.generator_url or settings.generator_url)
-    rewarder_url = str(request.rewarder_url or settings.rewarder_url)
+    generator_urls = _urls(
+        request.generator_urls, request.generator_url, settings.generator_urls, settings.generator_url
+    )
+    rewarder_urls = _urls(
+        request.rewarder_urls, request.rewarder_url, settings.rewarder_urls, settings.rewarder_url
+    )
 
     if request.generator_backend == "tgi":
         tgi = await stack.enter_async_context(
-            TGISamplerClient(generator_url, concurrency=settings.tgi_concurrency, **common)
+            TGISamplerClient(generator_urls[0], concurrency=settings.tgi_concurrency, **common)
         )
-        sampler = HHRenderingSampler(tgi) if request.prompt_format == "hh" else tgi
-        policy_server = FixedPolicyServer(request.policy, "TGI")
+        sampler: Sampler = HHRenderingSampler(tgi) if request.prompt_format == "hh" else tgi
+        policy_server: PolicyServer = FixedPolicyServer(request.policy, "TGI")
+        sample_concurrency = 1
     else:
-        sampler = await stack.enter_async_context(
-            CompletionsClient(
-                generator_url,
-                prompts_per_request=settings.sample_chunk_prompts,
-                prompt_format=request.prompt_format,
-                **common,
+        servers = [
+            GeneratorPolicyServer(
+                await stack.enter_async_context(
+                    CompletionsClient(
+                        url,
+                        prompts_per_request=settings.sample_chunk_prompts,
+                        prompt_format=request.prompt_format,
+                        **common,
+                    )
+                )
+            )
+            for url in generator_urls
+        ]
+        if len(servers) == 1:  # the one-URL path stays exactly as it was
+            sampler, policy_server = servers[0].client, servers[0]
+        else:
+            from orchestrator.replicas import GeneratorPool
+
+            sampler = policy_server = GeneratorPool(servers)
+        sample_concurrency = len(servers)
+    scorers = [
+        RewardScorer(
+            await stack.enter_async_context(
+                RewarderClient(url, items_per_request=settings.score_chunk_items, **common)
             )
         )
-        policy_server = GeneratorPolicyServer(sampler)
-    rewarder = await stack.enter_async_context(
-        RewarderClient(rewarder_url, items_per_request=settings.score_chunk_items, **common)
-    )
+        for url in rewarder_urls
+    ]
+    if len(scorers) == 1:
+        scorer: Scorer = scorers[0]
+    else:
+        from orchestrator.replicas import RewarderPool
+
+        scorer = RewarderPool(scorers)
     gold = None
     if request.gold_rewarder_url is not None:
         gold_client = await stack.enter_async_context(
@@ -211,7 +247,9 @@ async def open_backends(
     )
     return Backends(
         sampler=sampler,
-        scorer=RewardScorer(rewarder),
+        scorer=scorer,
+        sample_concurrency=sample_concurrency,
+        score_concurrency=len(scorers),
         trainer=trainer,
         policy_server=policy_server,
         gold_scorer=gold,

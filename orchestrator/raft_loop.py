@@ -120,6 +120,9 @@ class Backends:
     # Optional second reward, reported beside the one RAFT optimises and never used for ranking:
     # a gold reward next to a learned proxy makes reward hacking visible (proxy up, gold flat).
     gold_scorer: Scorer | None = None
+    # Calls in flight at once: one per generator / rewarder replica (orchestrator/replicas.py).
+    sample_concurrency: int = 1
+    score_concurrency: int = 1
 
 
 class RunCancelled(Exception):
@@ -215,7 +218,9 @@ async def run_iteration(
 
     # 3. Score every (prompt, response).
     with _timed(timings, "score_s"):
-        scored = await _scored(ctx, backends.scorer, index, samples, out / "scores.json")
+        scored = await _scored(
+            ctx, backends.scorer, index, samples, out / "scores.json", concurrency=backends.score_concurrency
+        )
         rewards = np.array(rewards_of(scored))
         gold = None
         if backends.gold_scorer is not None:
@@ -306,6 +311,7 @@ async def sample_stage(
         sample_chunk,
         iteration=index,
         chunk_prompts=ctx.sample_chunk_prompts,
+        concurrency=backends.sample_concurrency,
         progress=progress,
     )
 
@@ -333,6 +339,7 @@ async def _scored(
     samples: list[SampledPrompt],
     path: Path,
     stage: Literal["score", "gold_score"] = "score",
+    concurrency: int = 1,
 ) -> list[ScoredPrompt]:
     """The stage's scores from ``path`` (a resumed run), else scored now and stored there."""
     if path.exists():
@@ -342,7 +349,13 @@ async def _scored(
         ctx.check_cancelled()
         ctx.reporter.stage(index, StageProgress(stage=stage, done=done, total=total, unit="samples"))
 
-    scored = await score_samples(samples, scorer.score, chunk_items=ctx.score_chunk_items, progress=progress)
+    scored = await score_samples(
+        samples,
+        scorer.score,
+        chunk_items=ctx.score_chunk_items,
+        concurrency=concurrency,
+        progress=progress,
+    )
     write_scores(path, scored)
     return scored
 

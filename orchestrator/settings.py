@@ -22,6 +22,17 @@ class OrchestratorSettings(CommonSettings):
     rewarder_url: str = Field(
         default="http://127.0.0.1:8002", validation_alias="REWARDER_URL", description="Rewarder base URL."
     )
+    generator_urls: list[str] = Field(
+        default_factory=list,
+        validation_alias="GENERATOR_URLS",
+        description="Several generator replicas (a JSON list), used instead of GENERATOR_URL: sampling is "
+        "spread over them and every checkpoint loads into each (docs/orchestrator.md#replicas).",
+    )
+    rewarder_urls: list[str] = Field(
+        default_factory=list,
+        validation_alias="REWARDER_URLS",
+        description="Several rewarder replicas (a JSON list), used instead of REWARDER_URL.",
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL", description="Trainer queue broker."
     )

@@ -11,15 +11,18 @@ Progress is reported through a callback before each chunk; a callback may raise 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
+
+T = TypeVar("T")
 
 
 class Sampler(Protocol):
@@ -49,25 +52,35 @@ async def sample_prompts(
     *,
     iteration: int = 0,
     chunk_prompts: int = 16,
+    concurrency: int = 1,
     progress: Progress | None = None,
 ) -> list[SampledPrompt]:
     """K samples per prompt, ``chunk_prompts`` prompts per call, each chunk seeded by
     :func:`chunk_seed` from ``params.seed`` (None: unseeded). ``sample_chunk(prompts, params)`` makes
-    one call (the orchestrator wraps it to check the generator still serves the run's policy)."""
-    rows: list[SampledPrompt] = []
+    one call (the orchestrator wraps it to check the generator still serves the run's policy).
+    ``concurrency`` calls run at once (one per generator replica); the seeds depend on the chunk, not
+    on the order calls finish in, so the samples are the same at any concurrency."""
     total = len(prompts) * k
-    for start in range(0, len(prompts), chunk_prompts):
-        if progress:
-            progress(start * k, total)
+    starts = list(range(0, len(prompts), chunk_prompts))
+
+    async def one(start: int) -> list[SampledPrompt]:
         seed = None if params.seed is None else chunk_seed(params.seed, iteration, start)
         chunk = list(prompts[start : start + chunk_prompts])
         got = await sample_chunk(chunk, params.model_copy(update={"seed": seed}))
         if len(got) != len(chunk) or any(len(row) != k for row in got):
             raise RuntimeError(f"the sampler returned {[len(r) for r in got]} samples for {len(chunk)} x {k}")
-        rows.extend(SampledPrompt(prompt=p, samples=row) for p, row in zip(chunk, got, strict=True))
+        return [SampledPrompt(prompt=p, samples=row) for p, row in zip(chunk, got, strict=True)]
+
+    chunks = await _bounded(
+        starts,
+        one,
+        concurrency,
+        lambda done: progress and progress(done * k, total),
+        lambda start: len(prompts[start : start + chunk_prompts]),
+    )
     if progress:
         progress(total, total)
-    return rows
+    return [row for chunk in chunks for row in chunk]
 
 
 async def score_samples(
@@ -75,21 +88,29 @@ async def score_samples(
     score: Callable[[list[str], list[str]], Awaitable[list[float]]],
     *,
     chunk_items: int = 256,
+    concurrency: int = 1,
     progress: Progress | None = None,
 ) -> list[ScoredPrompt]:
-    """Every (prompt, response) scored, ``chunk_items`` pairs per call."""
+    """Every (prompt, response) scored, ``chunk_items`` pairs per call, ``concurrency`` calls at once."""
     flat_prompts = [row.prompt for row in rows for _ in row.samples]
     flat_texts = [s.text for row in rows for s in row.samples]
-    scores: list[float] = []
-    for start in range(0, len(flat_texts), chunk_items):
-        if progress:
-            progress(start, len(flat_texts))
+
+    async def one(start: int) -> list[float]:
         end = start + chunk_items
         asked = flat_texts[start:end]
         got = await score(flat_prompts[start:end], asked)
         if len(got) != len(asked):
             raise RuntimeError(f"the scorer returned {len(got)} rewards for {len(asked)} pairs")
-        scores.extend(float(x) for x in got)
+        return [float(x) for x in got]
+
+    chunks = await _bounded(
+        list(range(0, len(flat_texts), chunk_items)),
+        one,
+        concurrency,
+        lambda done: progress and progress(done, len(flat_texts)),
+        lambda start: len(flat_texts[start : start + chunk_items]),
+    )
+    scores = [x for chunk in chunks for x in chunk]
     if progress:
         progress(len(flat_texts), len(flat_texts))
     out: list[ScoredPrompt] = []
@@ -99,6 +120,38 @@ async def score_samples(
         out.append(ScoredPrompt(prompt=row.prompt, samples=row.samples, rewards=scores[offset : offset + n]))
         offset += n
     return out
+
+
+async def _bounded(
+    starts: list[int],
+    call: Callable[[int], Awaitable[T]],
+    concurrency: int,
+    report: Callable[[int], object],
+    size: Callable[[int], int],
+) -> list[T]:
+    """``call(start)`` for every chunk start, at most ``concurrency`` at once, results in chunk order.
+    ``report(done)`` is told how many units are finished before the first call and after each one (the
+    caller's progress, which also raises when the run is cancelled)."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+    done = 0
+    report(0)
+
+    async def run(start: int) -> T:
+        nonlocal done
+        async with gate:
+            value = await call(start)
+        done += size(start)
+        report(done)
+        return value
+
+    tasks = [asyncio.ensure_future(run(start)) for start in starts]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def texts_of(rows: Sequence[SampledPrompt]) -> list[list[str]]:

@@ -97,7 +97,20 @@ class RunRequest(SamplingOptions):
         description="'openai': raftflow's generator (any engine: transformers, vllm, tgi); 'tgi': a "
         "text-generation-inference server directly (one iteration: it cannot hot-load).",
     )
+    generator_urls: list[HttpUrl] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Several generator replicas for this run (overrides generator_url and the settings): "
+        "sampling is spread over them, each checkpoint loads into all of them.",
+    )
     rewarder_url: HttpUrl | None = Field(default=None, description="Overrides REWARDER_URL for this run.")
+    rewarder_urls: list[HttpUrl] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Several rewarder replicas for this run (overrides rewarder_url and the settings).",
+    )
     gold_rewarder_url: HttpUrl | None = Field(
         default=None,
         description="Optional second rewarder whose scores are reported (gold_* metrics) but never used "
@@ -206,6 +219,12 @@ class RunRequest(SamplingOptions):
             )
         if self.sft_mix_ratio > 0 and not self.sft_mix_data:
             raise ValueError("sft_mix_ratio needs sft_mix_data (the pairs to mix in)")
+        if self.generator_urls is not None and self.generator_url is not None:
+            raise ValueError("give generator_url or generator_urls, not both")
+        if self.rewarder_urls is not None and self.rewarder_url is not None:
+            raise ValueError("give rewarder_url or rewarder_urls, not both")
+        if self.generator_urls is not None and len(self.generator_urls) > 1 and self.generator_backend == "tgi":
+            raise ValueError("generator_urls: replicas need raftflow's generator, not TGI servers")
         if self.sleep_generator_while_training and self.generator_backend == "tgi":
             raise ValueError("sleep_generator_while_training needs raftflow's generator, not a TGI server")
         if self.kl_coef > 0 and self.generator_backend == "tgi":

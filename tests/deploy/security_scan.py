@@ -48,6 +48,8 @@ SCANS = [
             ".env.example",
             "--file",
             "docker/compose.second-trainer.yml",
+            "--file",
+            "docker/compose.second-generator.yml",
         ],
     ),
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.deploy import crosscheck as cc
 from tests.deploy import deploylib as lib
 
 pytestmark = pytest.mark.skipif(
@@ -101,3 +102,19 @@ def test_second_trainer_override_gets_only_its_own_gpu(tmp_path: Path) -> None:
     # Everything else is the first worker's: same image, queue, volume and networks.
     for key in ("image", "environment", "volumes", "networks", "healthcheck", "stop_grace_period"):
         assert second[key] == first[key], key
+
+
+def test_second_generator_override_adds_a_replica_the_orchestrator_reaches(tmp_path: Path) -> None:
+    env = lib.compose_env_defaults() | {"DEPLOY_GENERATOR_2_GPU": "3"}
+    override = lib.REPO / "docker" / "compose.second-generator.yml"
+    services = config(tmp_path, env, files=(lib.COMPOSE_FILE, override))["services"]
+    first, second = services["generator"], services["generator-2"]
+    assert second["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["3"]
+    for key in ("image", "environment", "volumes", "healthcheck"):
+        assert second[key] == first[key], key
+    model = cc.service_model("orchestrator")
+    settings = lib.load_settings(
+        model.settings_cls, {**model.image.env, **lib.service_environment(services["orchestrator"])}
+    )
+    hosts = [lib.url_host_port(url) for url in settings.generator_urls]
+    assert hosts == [("generator", 8001), ("generator-2", 8001)]
