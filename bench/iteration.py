@@ -83,9 +83,18 @@ def request_for(models: dict[str, Path], prompts_file: Path, prompts: int, k: in
 Timing = tuple[float, dict[str, float]]  # (seconds, stage wall times)
 
 
-async def timed_iteration(request: RunRequest, backends: Backends, run_dir: Path) -> Timing:
+async def timed_iteration(
+    request: RunRequest, backends: Backends, run_dir: Path, overlap: bool = True, chunk: int = 16
+) -> Timing:
     reporter = QuietReporter()
-    ctx = RunContext(run_id=run_dir.name, request=request, run_dir=run_dir, reporter=reporter)
+    ctx = RunContext(
+        run_id=run_dir.name,
+        request=request,
+        run_dir=run_dir,
+        reporter=reporter,
+        overlap_scoring=overlap,
+        sample_chunk_prompts=chunk,
+    )
     start = time.perf_counter()
     await run_iteration(ctx, backends, 0, request.policy, _prompts(request), [])
     seconds = time.perf_counter() - start
@@ -110,10 +119,12 @@ async def in_process_time(request: RunRequest, models: dict[str, Path], run_dir:
         await sampler.close()
 
 
-async def services_time(request: RunRequest, settings: OrchestratorSettings, run_dir: Path) -> Timing:
+async def services_time(
+    request: RunRequest, settings: OrchestratorSettings, run_dir: Path, overlap: bool = True, chunk: int = 16
+) -> Timing:
     async with AsyncExitStack() as stack:
         backends = await open_backends(settings, request, stack)
-        return await timed_iteration(request, backends, run_dir)
+        return await timed_iteration(request, backends, run_dir, overlap, chunk)
 
 
 def start_stack(tmp: Path, models: dict[str, Path], redis_url: str) -> tuple[list[ServiceProcess], dict]:
@@ -200,6 +211,30 @@ async def main() -> int:
             seconds, _ = await services_time(req, settings, tmp / f"size-{size}")
             samples = size * args.k
             print(f"{f'{size} x {args.k}':<14}{samples:>9}{seconds:>10.2f}{seconds / samples:>12.4f}")
+
+        # Scoring overlapped with sampling (each chunk of 8 prompts scored as it arrives) vs after it.
+        size = 4 * args.prompts
+        req = request_for(models, prompts_file, size, args.k, args.max_new_tokens)
+        runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+        for repeat in range(args.repeats):
+            for overlap in (False, True) if repeat % 2 == 0 else (True, False):
+                _, stages = await services_time(
+                    req, settings, tmp / f"ov-{overlap}-{repeat}", overlap, chunk=8
+                )
+                runs[overlap].append(stages)
+        best = {o: min(r, key=lambda st: st["sample_s"] + st["score_s"]) for o, r in runs.items()}
+        hidden = 1 - best[True]["score_s"] / best[False]["score_s"]
+        both = {o: best[o]["sample_s"] + best[o]["score_s"] for o in best}
+        print(f"\nScoring overlapped with sampling, {size} prompts x K={args.k}, chunks of 8 prompts")
+        print(f"{'':<14}{'sample_s':>10}{'score_s':>10}{'both':>10}")
+        for overlap in (False, True):
+            row = best[overlap]
+            label = "overlapped" if overlap else "after"
+            print(f"{label:<14}{row['sample_s']:>10.2f}{row['score_s']:>10.2f}{both[overlap]:>10.2f}")
+        print(
+            f"score time hidden behind sampling: {hidden:.0%} (target >= 80%); sample + score "
+            f"{both[True] / both[False]:.2f}x of sequential"
+        )
     finally:
         for proc in reversed(processes):
             proc.stop()

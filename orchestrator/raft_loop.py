@@ -159,6 +159,7 @@ class RunContext:
     shutdown: threading.Event = field(default_factory=threading.Event)
     sample_chunk_prompts: int = 16
     score_chunk_items: int = 256
+    overlap_scoring: bool = True
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
@@ -209,17 +210,34 @@ async def run_iteration(
             await _sleeper(backends).wake_up()
         await backends.policy_server.ensure_loaded(policy)
         path = out / "samples.json"
+        overlapped: OverlappedScores | None = None
         if path.exists():
             samples = read_samples(path, batch)
         else:
-            samples = await sample_stage(ctx, backends, index, batch, policy)
+            if ctx.overlap_scoring and not (out / "scores.json").exists():
+                overlapped = OverlappedScores(ctx, backends)
+            try:
+                samples = await sample_stage(
+                    ctx, backends, index, batch, policy, on_chunk=overlapped.add if overlapped else None
+                )
+            except BaseException:
+                if overlapped is not None:
+                    await overlapped.cancel()
+                raise
             write_samples(path, samples)
     texts = texts_of(samples)
 
-    # 3. Score every (prompt, response).
+    # 3. Score every (prompt, response): with overlap, most of it already ran while sampling went on,
+    #    and score_s is only what is left to wait for.
     with _timed(timings, "score_s"):
         scored = await _scored(
-            ctx, backends.scorer, index, samples, out / "scores.json", concurrency=backends.score_concurrency
+            ctx,
+            backends.scorer,
+            index,
+            samples,
+            out / "scores.json",
+            concurrency=backends.score_concurrency,
+            overlapped=overlapped,
         )
         rewards = np.array(rewards_of(scored))
         gold = None
@@ -289,8 +307,45 @@ async def run_iteration(
     return result.checkpoint
 
 
+class OverlappedScores:
+    """Scoring that starts on each sample chunk as it arrives, while the next chunks are sampled
+    (``ORCHESTRATOR_OVERLAP_SCORING``): generation and reward-model forwards then run side by side on
+    their own devices or cores. Rewards are batch-independent, so they equal scoring everything after."""
+
+    def __init__(self, ctx: RunContext, backends: Backends) -> None:
+        self._ctx, self._backends = ctx, backends
+        self._tasks: dict[int, asyncio.Task[list[ScoredPrompt]]] = {}
+
+    def add(self, start: int, rows: list[SampledPrompt]) -> None:
+        self._tasks[start] = asyncio.ensure_future(
+            score_samples(
+                rows,
+                self._backends.scorer.score,
+                chunk_items=self._ctx.score_chunk_items,
+                concurrency=self._backends.score_concurrency,
+            )
+        )
+
+    async def result(self) -> list[ScoredPrompt]:
+        try:
+            return [row for start in sorted(self._tasks) for row in await self._tasks[start]]
+        except BaseException:
+            await self.cancel()
+            raise
+
+    async def cancel(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+
 async def sample_stage(
-    ctx: RunContext, backends: Backends, index: int, batch: list[str], policy: str
+    ctx: RunContext,
+    backends: Backends,
+    index: int,
+    batch: list[str],
+    policy: str,
+    on_chunk: Callable[[int, list[SampledPrompt]], object] | None = None,
 ) -> list[SampledPrompt]:
     request = ctx.request
 
@@ -313,6 +368,7 @@ async def sample_stage(
         chunk_prompts=ctx.sample_chunk_prompts,
         concurrency=backends.sample_concurrency,
         progress=progress,
+        on_chunk=on_chunk,
     )
 
 
@@ -340,10 +396,21 @@ async def _scored(
     path: Path,
     stage: Literal["score", "gold_score"] = "score",
     concurrency: int = 1,
+    overlapped: OverlappedScores | None = None,
 ) -> list[ScoredPrompt]:
-    """The stage's scores from ``path`` (a resumed run), else scored now and stored there."""
+    """The stage's scores from ``path`` (a resumed run), else those scored while sampling (overlap),
+    else scored now; stored there."""
     if path.exists():
         return read_scores(path, samples)
+    if overlapped is not None:
+        scored = await overlapped.result()
+        if [row.prompt for row in scored] != [row.prompt for row in samples]:
+            raise RuntimeError("overlapped scoring lost track of the sample chunks")  # a bug, not input
+        ctx.reporter.stage(
+            index, StageProgress(stage=stage, done=len(scored), total=len(scored), unit="prompts")
+        )
+        write_scores(path, scored)
+        return scored
 
     def progress(done: int, total: int) -> None:
         ctx.check_cancelled()

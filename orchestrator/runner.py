@@ -98,6 +98,7 @@ class RunManager:
             shutdown=self._shutdown,
             sample_chunk_prompts=self.settings.sample_chunk_prompts,
             score_chunk_items=self.settings.score_chunk_items,
+            overlap_scoring=self.settings.overlap_scoring,
         )
         if row.status != "awaiting_checkpoint":  # a restarted wait stays open: no window refusing posts
             self.store.set_status(run_id, "running")

@@ -63,6 +63,11 @@ class OrchestratorSettings(CommonSettings):
         default=16, ge=1, description="Prompts per generator request (progress is reported per chunk)."
     )
     score_chunk_items: int = Field(default=256, ge=1, description="Items per rewarder request.")
+    overlap_scoring: bool = Field(
+        default=True,
+        description="Score each sample chunk as it arrives, while the next ones are sampled; off: the "
+        "score stage starts when sampling ends (the rewards are the same either way).",
+    )
     tgi_concurrency: int = Field(default=8, ge=1, description="Parallel requests to a TGI server.")
     request_timeout: float = Field(default=600.0, gt=0, description="Timeout of one HTTP call (seconds).")
 

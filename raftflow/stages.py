@@ -54,6 +54,7 @@ async def sample_prompts(
     chunk_prompts: int = 16,
     concurrency: int = 1,
     progress: Progress | None = None,
+    on_chunk: Callable[[int, list[SampledPrompt]], object] | None = None,
 ) -> list[SampledPrompt]:
     """K samples per prompt, ``chunk_prompts`` prompts per call, each chunk seeded by
     :func:`chunk_seed` from ``params.seed`` (None: unseeded). ``sample_chunk(prompts, params)`` makes
@@ -69,7 +70,10 @@ async def sample_prompts(
         got = await sample_chunk(chunk, params.model_copy(update={"seed": seed}))
         if len(got) != len(chunk) or any(len(row) != k for row in got):
             raise RuntimeError(f"the sampler returned {[len(r) for r in got]} samples for {len(chunk)} x {k}")
-        return [SampledPrompt(prompt=p, samples=row) for p, row in zip(chunk, got, strict=True)]
+        rows = [SampledPrompt(prompt=p, samples=row) for p, row in zip(chunk, got, strict=True)]
+        if on_chunk is not None:
+            on_chunk(start, rows)  # e.g. the orchestrator starts scoring them while sampling goes on
+        return rows
 
     chunks = await _bounded(
         starts,

@@ -223,7 +223,11 @@ class RunRequest(SamplingOptions):
             raise ValueError("give generator_url or generator_urls, not both")
         if self.rewarder_urls is not None and self.rewarder_url is not None:
             raise ValueError("give rewarder_url or rewarder_urls, not both")
-        if self.generator_urls is not None and len(self.generator_urls) > 1 and self.generator_backend == "tgi":
+        if (
+            self.generator_urls is not None
+            and len(self.generator_urls) > 1
+            and self.generator_backend == "tgi"
+        ):
             raise ValueError("generator_urls: replicas need raftflow's generator, not TGI servers")
         if self.sleep_generator_while_training and self.generator_backend == "tgi":
             raise ValueError("sleep_generator_while_training needs raftflow's generator, not a TGI server")

@@ -210,3 +210,37 @@ def test_sleep_generator_while_training_frees_it_for_each_train_stage_and_wakes_
     with pytest.raises(ConnectionError):
         asyncio.run(execute_run(ctx, backends, 0, "base"))
     assert not failing.asleep  # woken although training failed
+
+
+class YieldingFakes(Fakes):
+    """Sampling that gives the event loop a turn, as a real HTTP call does."""
+
+    async def sample(self, prompts, n, params):
+        await asyncio.sleep(0.01)
+        return await super().sample(prompts, n, params)
+
+
+def test_scoring_overlaps_sampling_and_gives_the_same_scores(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.json"
+    write_text_only(prompts, PROMPTS)
+    request = RunRequest(policy="base", prompts=str(prompts), k=3, prompts_per_iteration=6, num_iterations=1)
+    scores = {}
+    for overlap in (True, False):
+        fakes = YieldingFakes()
+        ctx = RunContext(
+            run_id="r",
+            request=request,
+            run_dir=tmp_path / f"run-{overlap}",
+            reporter=Reporter(),
+            sample_chunk_prompts=2,
+            overlap_scoring=overlap,
+        )
+        backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
+        asyncio.run(execute_run(ctx, backends, 0, "base"))
+        kinds = [c[0] for c in fakes.calls if c[0] in ("sample", "score")]
+        last_sample = max(i for i, kind in enumerate(kinds) if kind == "sample")
+        first_score = kinds.index("score")
+        # overlap: chunks are scored while later ones are sampled; without: only after the last one
+        assert (first_score < last_sample) is overlap, kinds
+        scores[overlap] = (tmp_path / f"run-{overlap}" / "iter-000" / "scores.json").read_text()
+    assert scores[True] == scores[False]
