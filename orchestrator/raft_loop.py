@@ -403,6 +403,8 @@ async def _scored(
     if path.exists():
         return read_scores(path, samples)
     if overlapped is not None:
+        # Sampling is over; what is left is waiting for the chunks still being scored.
+        ctx.reporter.stage(index, StageProgress(stage=stage, done=0, total=len(samples), unit="prompts"))
         scored = await overlapped.result()
         if [row.prompt for row in scored] != [row.prompt for row in samples]:
             raise RuntimeError("overlapped scoring lost track of the sample chunks")  # a bug, not input
