@@ -91,6 +91,14 @@ class EmbeddedRedis:
                 self.process.wait()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no append-only flush, no clean shutdown (up to a second of writes may be lost
+        with appendfsync everysec) — the fault the reliability tests inject."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
     def __enter__(self) -> EmbeddedRedis:
         return self.start()
 

@@ -185,6 +185,14 @@ class FaultStack:
         self.redis_server.start()
         return time.monotonic() - started
 
+    def kill_redis(self, down_for: float = 1.0) -> float:
+        """SIGKILL Redis (no flush) and start it again on the same port and data dir."""
+        started = time.monotonic()
+        self.redis_server.kill()
+        time.sleep(down_for)
+        self.redis_server.start()
+        return time.monotonic() - started
+
     def start_all(self) -> None:
         self.redis_server.start()
         for name in ("generator", "rewarder", "trainer", "orchestrator"):

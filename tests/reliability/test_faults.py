@@ -370,6 +370,32 @@ def test_redis_restarted_mid_run(fault_stack: FaultStack, baseline: Baseline, re
     )
 
 
+def test_redis_killed_mid_training_never_hangs_the_run(
+    fault_stack: FaultStack, reliability_log: LogFn
+) -> None:
+    """kill -9, not a clean stop: the append-only file may miss the last second of writes. The run
+    must complete, or fail naming the job it lost; it must not wait forever."""
+    stack = fault_stack
+    run_id = stack.submit(num_iterations=1)
+    view = stack.wait_for(run_id, mid_training(0), 60, "iteration 0 mid-training")
+    step = view["progress"]["done"]
+    down = stack.kill_redis(down_for=1.0)
+    view = stack.wait_finished(run_id, timeout=150)
+    job_id = f"{run_id}-iter000"
+    assert view["status"] == "succeeded" or (
+        view["status"] == "failed" and job_id in (view["error"] or "")
+    ), view
+    reliability_log(
+        "fault",
+        "kill -9 Redis while a training job runs",
+        f"redis-server (append-only, fsync every second) SIGKILLed at step {step}/150 of the job, down "
+        f"{down:.1f}s, started again on the same data dir",
+        f"the run ended {view['status']}"
+        + ("" if view["status"] == "succeeded" else f" naming the job: {view['error']}"),
+        faults=1,
+    )
+
+
 # -- (4, 5) the generator and the rewarder --------------------------------------------------------
 
 
