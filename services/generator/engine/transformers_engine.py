@@ -43,6 +43,7 @@ from services.generator.engine.types import (
     ModelState,
     NoReferenceModel,
     UnsupportedOperation,
+    check_context,
 )
 from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
@@ -152,7 +153,7 @@ class TransformersEngine:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
         texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
-        self._check_context(loaded, prompt_ids, job.max_new_tokens)
+        check_context(prompt_ids, job.max_new_tokens, loaded.context_length)
 
         seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
         # Greedy rows of one prompt are identical: generate one, copy it n times.
@@ -229,14 +230,6 @@ class TransformersEngine:
             dtype=loaded.dtype_name,
             device=loaded.device.type,
         )
-
-    @staticmethod
-    def _check_context(loaded: LoadedModel, prompt_ids: list[list[int]], max_new_tokens: int) -> None:
-        if loaded.context_length is None:
-            return
-        for index, ids in enumerate(prompt_ids):
-            if len(ids) + max_new_tokens > loaded.context_length:
-                raise ContextLengthExceeded(index, len(ids), max_new_tokens, loaded.context_length)
 
     async def _on_worker(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)

@@ -162,6 +162,16 @@ class ContextLengthExceeded(ValueError):
         )
 
 
+def check_context(prompt_ids: list[list[int]], max_new_tokens: int, context_length: int | None) -> None:
+    """Every prompt plus ``max_new_tokens`` must fit the model's context (both engines, before any
+    work): the first that does not is the request's fault, a 422 naming it."""
+    if context_length is None:
+        return
+    for index, ids in enumerate(prompt_ids):
+        if len(ids) + max_new_tokens > context_length:
+            raise ContextLengthExceeded(index, len(ids), max_new_tokens, context_length)
+
+
 class NoReferenceModel(RuntimeError):
     """``model="reference"`` was asked for but no reference checkpoint is loaded (a 409)."""
 

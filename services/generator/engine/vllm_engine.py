@@ -68,6 +68,7 @@ from services.generator.engine.types import (
     NoReferenceModel,
     TokenLogprobs,
     UnsupportedOperation,
+    check_context,
 )
 from services.generator.engine.vllm_server import SERVED_NAME, launch_vllm, log_dir_for
 from services.generator.metrics import GeneratorMetrics
@@ -222,7 +223,7 @@ class VLLMEngine:
             texts, prompt_ids = await asyncio.to_thread(
                 served.codec.encode_prompts, job.prompts, job.prompt_format, job.truncate
             )
-            self._check_context(prompt_ids, job.max_new_tokens)
+            check_context(prompt_ids, job.max_new_tokens, self._context_length)
             seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
             rows = job.n if job.do_sample else 1  # greedy rows are identical: decode one, copy it
             body: dict[str, Any] = {
@@ -534,13 +535,6 @@ class VLLMEngine:
             dtype=self._settings.vllm_dtype,
             device=f"vllm-{'cuda' if self._on_gpu else 'cpu'}",
         )
-
-    def _check_context(self, prompt_ids: list[list[int]], max_new_tokens: int) -> None:
-        if self._context_length is None:
-            return
-        for index, ids in enumerate(prompt_ids):
-            if len(ids) + max_new_tokens > self._context_length:
-                raise ContextLengthExceeded(index, len(ids), max_new_tokens, self._context_length)
 
 
 def _policy(checkpoint: str, model_name: str, trust_remote_code: bool) -> ServedPolicy:
