@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Literal
@@ -85,7 +85,9 @@ class GeneratorPolicyServer:
         return await self.client.perplexity(prompts, responses)
 
 
-def _urls(run_list, run_one, settings_list: list[str], settings_one: str) -> list[str]:
+def _urls(
+    run_list: Sequence[object] | None, run_one: object | None, settings_list: list[str], settings_one: str
+) -> list[str]:
     """The replicas a run uses: the run's list or URL, else the settings' list or URL."""
     if run_list:
         return [str(url) for url in run_list]
