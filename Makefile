@@ -56,7 +56,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
-	$(BIN)/python bench/generator.py; $(BIN)/python bench/rewarder.py; $(BIN)/python bench/trainer.py; $(BIN)/python bench/iteration.py; $(BIN)/python bench/reward_training.py
+	$(BIN)/python bench/generator.py; $(BIN)/python bench/rewarder.py; $(BIN)/python bench/trainer.py; $(BIN)/python bench/iteration.py; $(BIN)/python bench/reward_training.py; $(BIN)/python bench/replicas.py; $(BIN)/python bench/multiprocess_training.py
 
 # Re-runs the fault-injection, fuzzing and security tests and rewrites docs/reliability.md from what
 # they tried and saw.

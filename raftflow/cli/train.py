@@ -16,13 +16,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from raftflow.conversation import PROMPT_FORMATS
 from raftflow.data import DataError
 from raftflow.schemas.jobs import LoraOptions, RewardModelJob, SFTJob, TrainingConfig, TrainingJob
+from services.trainer.settings import TrainerSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -76,6 +77,18 @@ def _add_arguments(parser: argparse.ArgumentParser, spec: type[TrainingJob]) -> 
     parser.add_argument("--job-id", help="names the job and its output (default: kind-time-random)")
     parser.add_argument("--local", action="store_true", help="train in this process, without the queue")
     parser.add_argument("--redis-url", help="broker for queued jobs (default: $REDIS_URL)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help="with --local: train on this many processes with accelerate, e.g. one per GPU (default: "
+        "$TRAINER_PROCESSES or 1; queued jobs use the worker's setting)",
+    )
+    parser.add_argument(
+        "--distributed",
+        choices=get_args(TrainerSettings.model_fields["distributed"].annotation),
+        help="with --local and --processes > 1: how the processes share the work (default: "
+        "$TRAINER_DISTRIBUTED or ddp; see docs/trainer.md)",
+    )
     parser.add_argument(
         "--prompt-format",
         choices=PROMPT_FORMATS,
@@ -164,7 +177,7 @@ def _train(spec: type[TrainingJob], args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     print(f"{job.kind} job {job.job_id}: {len(records)} records from {job.data}", file=sys.stderr)
     try:
-        result = _run_local(job) if args.local else _run_queued(job, args.redis_url, args.retry_seconds)
+        result = _run_local(job, args) if args.local else _run_queued(job, args.redis_url, args.retry_seconds)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -179,13 +192,19 @@ def _train(spec: type[TrainingJob], args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_local(job: TrainingJob) -> Any:
+def _run_local(job: TrainingJob, args: argparse.Namespace) -> Any:
     """Inline: the Trainer's own tqdm bar shows progress. Its log lines go to stdout, which is kept
     for the result JSON alone, so they are sent to stderr with the bar."""
     from services.trainer.jobs import run_job
 
+    overrides = {
+        name: value
+        for name, value in (("processes", args.processes), ("distributed", args.distributed))
+        if value is not None
+    }
+    settings = TrainerSettings(**overrides)
     with contextlib.redirect_stdout(sys.stderr):
-        return run_job(job)
+        return run_job(job, settings=settings)
 
 
 def _run_queued(job: TrainingJob, redis_url: str | None, retry_seconds: float) -> Any:
@@ -193,7 +212,6 @@ def _run_queued(job: TrainingJob, redis_url: str | None, retry_seconds: float) -
 
     from raftflow.clients.trainer import TrainerClient
     from raftflow.schemas.jobs import JobProgress
-    from services.trainer.settings import TrainerSettings
 
     url = redis_url or TrainerSettings().redis_url
     with (

@@ -110,6 +110,9 @@ def _run(
         on_training_start()
     log.info("job %s: training %s on %d records from %s", job.job_id, job.model, len(data), job.data)
 
+    if settings.processes > 1:
+        return _run_in_process_group(job, output, settings, progress_callback)
+
     wait_for_preload()
     from services.trainer.progress import ProgressReporter
     from services.trainer.runtime import prepare_runtime, release_device_memory
@@ -129,3 +132,15 @@ def _run(
             return output.commit(staging, result)
     finally:
         release_device_memory(runtime)
+
+
+def _run_in_process_group(
+    job: TrainingJob, output: JobOutput, settings: TrainerSettings, progress_callback: ProgressCallback | None
+) -> JobResult:
+    """The same job on ``settings.processes`` processes (accelerate); published the same way."""
+    from services.trainer.launcher import train_in_process_group
+
+    with output.staging() as staging:
+        metrics = train_in_process_group(job, staging, settings, progress_callback)
+        result = JobResult(job_id=job.job_id, kind=job.kind, checkpoint=str(output.final), metrics=metrics)
+        return output.commit(staging, result)

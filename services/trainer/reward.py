@@ -26,7 +26,7 @@ from services.trainer.config import RewardConfig
 from services.trainer.metrics import finite, training_metrics
 from services.trainer.reward_data import PairCollator, split_holdout, tokenize_pairs
 from services.trainer.runtime import Runtime
-from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_checkpoint
+from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_trained
 
 
 class BradleyTerryTrainer(Trainer):
@@ -144,5 +144,5 @@ def train_reward_model(
                 "eval_pairs": len(eval_pairs),
             }
         )
-    save_checkpoint(trainer.model, tokenizer, staging, config.lora, prompt_format)
+    save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
     return metrics

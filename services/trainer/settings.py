@@ -6,6 +6,7 @@ Documented with their defaults in docs/trainer.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -75,4 +76,29 @@ class TrainerSettings(CommonSettings):
         default=True,
         description="Import torch and transformers in each new worker child while it waits for a job "
         "(after the fork; CUDA untouched), saving seconds per job.",
+    )
+    processes: int = Field(
+        default=1,
+        ge=1,
+        description="Processes per training job. Above 1 the worker launches the job with accelerate "
+        "(torchrun underneath): one process per GPU, or on CPU several processes sharing the cores over "
+        "gloo; rank 0 reports progress and writes the one checkpoint. 1: the job trains in the worker "
+        "child itself.",
+    )
+    distributed: Literal["ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"] = Field(
+        default="ddp",
+        description="How several processes share the work: DDP (each holds the whole model), FSDP or "
+        "DeepSpeed ZeRO-2/3 (states sharded; GPUs only, as accelerate launches them). Ignored when "
+        "processes is 1 or accelerate_config names a file.",
+    )
+    accelerate_config: Path | None = Field(
+        default=None,
+        description="An accelerate config file (`accelerate config`) used as is for multi-process jobs, "
+        "instead of the launch options raftflow derives from processes and distributed. For setups those "
+        "do not cover: DeepSpeed offload, FSDP options, several nodes.",
+    )
+    launch_poll_interval: float = Field(
+        default=0.5,
+        gt=0,
+        description="Seconds between the worker's checks of a multi-process job (progress lines, exit).",
     )

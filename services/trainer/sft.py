@@ -21,7 +21,7 @@ from services.trainer.weights import (
     effective_max_length,
     load_policy,
     resolve_job_format,
-    save_checkpoint,
+    save_trained,
 )
 
 log = logging.getLogger(__name__)
@@ -63,5 +63,5 @@ def train_sft(
         callbacks=list(callbacks),
     )
     output = trainer.train()
-    save_checkpoint(trainer.model, tokenizer, staging, config.lora, prompt_format)
+    save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
     return training_metrics(trainer, output, examples=len(features), dropped=dropped)

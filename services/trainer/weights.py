@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from raftflow.conversation import CONFIG_KEY, ResolvedFormat, recorded_format, resolve_format
 from raftflow.data import DataError
@@ -104,3 +104,36 @@ def save_checkpoint(
         setattr(config, CONFIG_KEY, prompt_format)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+
+
+def save_trained(
+    trainer: Trainer,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: Path,
+    lora: LoraOptions | None,
+    prompt_format: ResolvedFormat | None = None,
+) -> None:
+    """Save what ``trainer`` trained, once, however many processes trained it.
+
+    One process: :func:`save_checkpoint` as always. Several: only the main process writes; under
+    FSDP or ZeRO-3 every rank first takes part in gathering the full state dict (a collective call),
+    while under DDP and ZeRO-2 each rank already holds the whole model. The other ranks wait at a
+    barrier, so none exits (and the launcher reports success) before the files are complete."""
+    accelerator = trainer.accelerator
+    if accelerator.num_processes == 1:
+        save_checkpoint(trainer.model, tokenizer, out_dir, lora, prompt_format)
+        return
+    sharded = trainer.is_fsdp_enabled or (
+        trainer.is_deepspeed_enabled and accelerator.state.deepspeed_plugin.zero_stage == 3
+    )
+    state_dict = accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
+    if accelerator.is_main_process:
+        model = accelerator.unwrap_model(trainer.model)
+        if state_dict is None:
+            save_checkpoint(model, tokenizer, out_dir, lora, prompt_format)
+        else:  # LoRA never gets here (launcher.check_supported)
+            if prompt_format is not None:
+                setattr(model.config, CONFIG_KEY, prompt_format)
+            model.save_pretrained(out_dir, state_dict=state_dict, safe_serialization=True)
+            tokenizer.save_pretrained(out_dir)
+    accelerator.wait_for_everyone()

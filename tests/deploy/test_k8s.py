@@ -265,3 +265,29 @@ def test_unconfined_path_roots_are_caught(rendered) -> None:
 
     problems = problems_after(rendered, unset)
     assert any("ORCHESTRATOR_PATH_ROOTS is not set" in p for p in problems), problems
+
+
+def test_generator_replicas_example_gives_the_orchestrator_each_replica(rendered) -> None:
+    """k8s/examples/generator-replicas.example.yaml: a StatefulSet of the base generator pod behind a
+    headless Service, and GENERATOR_URLS naming each pod, as many as there are replicas."""
+    path = lib.K8S_DIR / "examples" / "generator-replicas.example.yaml"
+    headless, statefulset, config = yaml.safe_load_all(path.read_text())
+    for obj in (headless, statefulset, config):
+        kubernetes_validate.validate(obj, VERSIONS[-1], strict=True)
+    base = rendered["k8s/base"]
+    assert statefulset["spec"]["template"] == find(base, "Deployment", "generator")["spec"]["template"]
+    assert headless["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["serviceName"] == headless["metadata"]["name"]
+    labels = statefulset["spec"]["template"]["metadata"]["labels"]
+    assert headless["spec"]["selector"].items() <= labels.items()
+
+    base_config = find(base, "ConfigMap", "orchestrator-config")["data"]
+    assert {k: v for k, v in config["data"].items() if k != "GENERATOR_URLS"} == base_config
+    model = cc.service_model("orchestrator")
+    settings = lib.load_settings(model.settings_cls, {**model.image.env, **config["data"]})
+    replicas = statefulset["spec"]["replicas"]
+    assert len(settings.generator_urls) == replicas >= 2
+    (port,) = headless["spec"]["ports"]
+    name, service = statefulset["metadata"]["name"], headless["metadata"]["name"]
+    for index, url in enumerate(settings.generator_urls):
+        assert lib.url_host_port(url) == (f"{name}-{index}.{service}", port["port"])
