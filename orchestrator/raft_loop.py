@@ -66,6 +66,7 @@ T = TypeVar("T")
 _POLICY_ATTEMPTS = 3
 # trainer: external: the file POST /iterations/{id}/checkpoint writes into the iteration's directory.
 POSTED_CHECKPOINT = "posted_checkpoint.json"
+EVAL_SAMPLES = "eval_samples.json"  # the held-out prompts' responses after the iteration
 _POSTED_POLL_S = 0.5
 __all__ = ["Backends", "RunContext", "Sampler", "Scorer", "execute_run", "run_iteration"]
 
@@ -560,14 +561,27 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
     params = ctx.request.sampling_params(chunk_seed(ctx.request.seed, index, -1))
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
-    metrics["eval_reward"] = float(np.mean(await backends.scorer.score(eval_prompts, responses)))
+    rewards = list(await backends.scorer.score(eval_prompts, responses))
+    metrics["eval_reward"] = float(np.mean(rewards))
+    gold: list[float | None] = [None] * len(responses)
     if backends.gold_scorer is not None:
-        metrics["gold_eval_reward"] = float(
-            np.mean(await backends.gold_scorer.score(eval_prompts, responses))
-        )
+        gold = list(await backends.gold_scorer.score(eval_prompts, responses))
+        metrics["gold_eval_reward"] = float(np.mean(gold))
+    # Kept for the dashboard, which compares the same held-out prompt across iterations.
+    write_json_atomic(
+        ctx.iteration_dir(index) / EVAL_SAMPLES,
+        [
+            {"prompt": p, "response": r, "reward": _json_float(w), "gold": _json_float(g)}
+            for p, r, w, g in zip(eval_prompts, responses, rewards, gold, strict=True)
+        ],
+    )
     if hasattr(server, "ensure_reference") and hasattr(server, "logprobs"):
         metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, responses)
     return metrics
+
+
+def _json_float(value: float | None) -> float | None:
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 async def kl_to_initial(
