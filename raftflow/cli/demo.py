@@ -229,6 +229,7 @@ def _up_banner(stack, policy: str, prompts: str, eval_prompts: str, gold_url: st
         "seed": 0,
     }
     rows = [("orchestrator", f"{orchestrator}  (API docs: {orchestrator}/docs)")]
+    rows += [("dashboard", f"{orchestrator}/dashboard/  (enter the API token below)")]
     rows += [(name.replace("_", " "), url) for name, url in stack.urls.items() if name != "orchestrator"]
     rows += [("redis", stack.redis_url), ("trainer worker", f"pid {stack.processes['trainer'].pid}")]
     rows += [("API token", stack.token), ("logs", str(stack.logs))]

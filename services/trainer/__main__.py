@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from raftflow.celery_config import QUEUE
+from services.trainer import telemetry
 from services.trainer.app import app
 from services.trainer.settings import TrainerSettings
 
@@ -32,7 +33,9 @@ def worker_argv(settings: TrainerSettings, extra: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    app.worker_main(worker_argv(TrainerSettings(), list(sys.argv[1:] if argv is None else argv)))
+    settings = TrainerSettings()
+    telemetry.serve(settings)  # before the children fork: they inherit the metrics directory
+    app.worker_main(worker_argv(settings, list(sys.argv[1:] if argv is None else argv)))
 
 
 if __name__ == "__main__":

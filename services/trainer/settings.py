@@ -102,3 +102,10 @@ class TrainerSettings(CommonSettings):
         gt=0,
         description="Seconds between the worker's checks of a multi-process job (progress lines, exit).",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics (jobs by outcome, job duration, tokens, tokens/s) on this "
+        "port of TRAINER_HOST, from the worker's parent process. Unset: no endpoint.",
+    )

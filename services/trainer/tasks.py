@@ -7,6 +7,7 @@ queue. This module is imported by the worker's parent process, so it must not im
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import redis
@@ -23,6 +24,7 @@ from raftflow.celery_config import (
     TASK_SFT,
 )
 from raftflow.schemas.jobs import JobProgress, RewardModelJob, SFTJob, TrainingJob
+from services.trainer import telemetry
 from services.trainer.app import app
 from services.trainer.jobs import run_job
 from services.trainer.ledger import JobLedger, job_lock
@@ -91,9 +93,13 @@ def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
         except (BackendError, redis.RedisError, OperationalError, OSError) as exc:
             log.warning("job %s: progress update skipped, Redis unreachable: %s", job.job_id, exc)
 
+    started = time.monotonic()
+    telemetry.job_started(job.kind)
+    outcome, metrics = "failed", None
     try:
         with job_lock(client, job.job_id, settings.lock_ttl):
             result = run_job(job, report, on_training_start, settings)
+        outcome, metrics = ("succeeded" if trained else "cached"), result.metrics
         if trained:
             try:
                 ledger.increment(LEDGER_COMPLETIONS)
@@ -101,6 +107,7 @@ def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
                 log.error("job %s: could not count its completion: %s", job.job_id, exc)
         return result.model_dump(mode="json")
     finally:
+        telemetry.job_finished(job.kind, outcome, time.monotonic() - started, metrics)
         client.close()
 
 
