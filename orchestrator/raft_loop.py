@@ -495,7 +495,13 @@ async def train_stage(
 ) -> JobResult:
     if ctx.request.trainer == "external":
         return await external_train_stage(ctx, index, data_path)
-    training = ctx.request.training.model_copy(update={"seed": ctx.request.seed + index})
+    training = ctx.request.training.model_copy(
+        # The run's trackers get its jobs' training curves too, unless the training config names its own.
+        update={
+            "seed": ctx.request.seed + index,
+            "report_to": ctx.request.training.report_to or ctx.request.report_to or [],
+        }
+    )
     job = SFTJob(
         job_id=ctx.job_id(index),
         model=policy,

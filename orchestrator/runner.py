@@ -17,6 +17,7 @@ from orchestrator.raft_loop import RunCancelled, RunContext, RunInterrupted, exe
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import ACTIVE_STATUSES, RunStore
 from orchestrator.telemetry import Telemetry
+from orchestrator.trackers import RunTrackers
 from raftflow.schemas.runs import RunRequest, StageProgress
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 class StoreReporter:
     """The loop's Reporter, writing to the run store (and Prometheus)."""
 
-    def __init__(self, store: RunStore, run_id: str, telemetry: Telemetry) -> None:
+    def __init__(
+        self, store: RunStore, run_id: str, telemetry: Telemetry, trackers: RunTrackers | None = None
+    ) -> None:
         self.store, self.run_id, self.telemetry = store, run_id, telemetry
+        self.trackers = trackers
 
     def stage(self, iteration: int, progress: StageProgress) -> None:
         self.store.set_stage(self.run_id, iteration, progress.stage, progress)
@@ -40,6 +44,8 @@ class StoreReporter:
     def iteration_finished(self, iteration: int, checkpoint: str, metrics: dict[str, float]) -> None:
         self.store.finish_iteration(self.run_id, iteration, checkpoint, metrics)
         self.telemetry.iterations.inc()
+        if self.trackers is not None:
+            self.trackers.log(iteration, metrics)
         for stage in ("sample", "score", "train", "load", "eval"):
             if f"{stage}_s" in metrics:
                 self.telemetry.stage_seconds.labels(stage).observe(metrics[f"{stage}_s"])
@@ -89,11 +95,18 @@ class RunManager:
             return
         request = RunRequest.model_validate(row.request)
         cancel = self._cancel.setdefault(run_id, threading.Event())
+        trackers = RunTrackers(
+            self.settings.artifacts_dir / "tracking",
+            run_id,
+            request.report_to or [],
+            request.model_dump(mode="json"),
+        )
+        outcome = "interrupted"
         ctx = RunContext(
             run_id=run_id,
             request=request,
             run_dir=self.settings.run_dir(run_id),
-            reporter=StoreReporter(self.store, run_id, self.telemetry),
+            reporter=StoreReporter(self.store, run_id, self.telemetry, trackers),
             cancel=cancel,
             shutdown=self._shutdown,
             sample_chunk_prompts=self.settings.sample_chunk_prompts,
@@ -107,18 +120,22 @@ class RunManager:
         except RunCancelled:
             log.info("run %s cancelled", run_id)
             self.telemetry.runs.labels("cancelled").inc()
+            outcome = "cancelled"
         except RunInterrupted:
             log.info("run %s interrupted by shutdown; it resumes on the next start", run_id)
         except Exception as exc:  # the run fails, the orchestrator lives on
             log.exception("run %s failed", run_id)
             self.store.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
             self.telemetry.runs.labels("failed").inc()
+            outcome = "failed"
         else:
             if self.store.status(run_id) == "running":
                 self.store.set_status(run_id, "succeeded")
                 self.telemetry.runs.labels("succeeded").inc()
+                outcome = "succeeded"
         finally:
             self._cancel.pop(run_id, None)
+            trackers.finish(outcome)  # an interrupted run's tracker runs are resumed on restart
 
     async def _run(self, ctx: RunContext, start_iteration: int, policy: str) -> None:
         async with AsyncExitStack() as stack:

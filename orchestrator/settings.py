@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from raftflow.schemas.jobs import Tracker
 from raftflow.settings import CommonSettings
 
 
@@ -63,6 +64,11 @@ class OrchestratorSettings(CommonSettings):
         default=16, ge=1, description="Prompts per generator request (progress is reported per chunk)."
     )
     score_chunk_items: int = Field(default=256, ge=1, description="Items per rewarder request.")
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        description="Experiment trackers of runs that do not name their own (report_to): a JSON list of "
+        "tensorboard, mlflow, wandb, trackio. Offline by default, under ARTIFACTS_DIR/tracking.",
+    )
     overlap_scoring: bool = Field(
         default=True,
         description="Score each sample chunk as it arrives, while the next ones are sampled; off: the "

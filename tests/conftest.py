@@ -9,6 +9,7 @@ tests that need it skip with the reason when it is unreachable.
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Services refuse to start without an API token unless auth is explicitly off for local use; most
 # tests run tokenless services on loopback (tests/reliability/test_security.py checks the refusal).
 os.environ.setdefault("RAFTFLOW_ALLOW_NO_AUTH", "1")
+# Trackers never reach the network or a user's own stores from the tests: W&B offline, and trackio's
+# directory fixed for the session (trackio reads it once, when first imported).
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="raftflow-test-trackio-"))
 
 
 @pytest.fixture(scope="session")
@@ -211,3 +217,15 @@ def vllm_lora_generator(vllm_models, tmp_path_factory: pytest.TempPathFactory) -
     yield from _vllm_generator(
         vllm_models["base"], tmp_path_factory.mktemp("vllm-lora-logs"), "--vllm-enable-lora"
     )
+
+
+TRACKER_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "WANDB_DIR", "WANDB_PROJECT")
+
+
+@pytest.fixture
+def clean_tracker_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset the trackers' location variables for the test, and undo whatever the code under test sets
+    (raftflow.tracking sets defaults in os.environ; they must not leak into later tests' services)."""
+    for name in TRACKER_ENV:
+        monkeypatch.setenv(name, "")  # recorded first, so the teardown restores the original state
+        monkeypatch.delenv(name)

@@ -13,6 +13,7 @@ from orchestrator.plotting import plot_run
 from orchestrator.raft_loop import POSTED_CHECKPOINT
 from orchestrator.runner import RunManager
 from orchestrator.store import RunStore, to_view
+from orchestrator.trackers import missing_libraries
 from raftflow.atomic import write_json_atomic
 from raftflow.checkpoints import CheckpointRejected, check_checkpoint
 from raftflow.data import DataError, load_pairs, load_prompts
@@ -53,6 +54,16 @@ def start_run(
     queue the run."""
     body = confine_run(body, manager.settings)  # before anything is read from those paths
     _check_policy(body.policy)
+    if body.report_to is None:  # stored resolved: a resumed run keeps the trackers it started with
+        body = body.model_copy(update={"report_to": list(manager.settings.report_to)})
+    missing = missing_libraries(body.report_to)
+    if missing:
+        raise limit_error(
+            "report_to",
+            f"tracker library not installed on the orchestrator: {', '.join(missing)} "
+            "(pip install 'raftflow[trackers]')",
+            value=body.report_to,
+        )
     for field, load in (
         ("prompts", load_prompts),
         ("eval_prompts", load_prompts),

@@ -103,6 +103,12 @@ def _add_arguments(parser: argparse.ArgumentParser, spec: type[TrainingJob]) -> 
     for flag in flags:
         _add_flag(hyper, flag, TrainingConfig)
     hyper.add_argument(
+        "--report-to",
+        metavar="TRACKERS",
+        help="comma-separated experiment trackers for the loss and learning rate per step: tensorboard, "
+        "mlflow, wandb, trackio (offline by default; docs/tracking.md)",
+    )
+    hyper.add_argument(
         "--group-by-length",
         action="store_true",
         help=TrainingConfig.model_fields["group_by_length"].description,
@@ -138,6 +144,8 @@ def build_job(spec: type[TrainingJob], args: argparse.Namespace) -> TrainingJob:
         if getattr(args, f.field, None) is not None
     }
     training.update({name: True for name in SWITCHES if getattr(args, name, False)})
+    if args.report_to:
+        training["report_to"] = [name.strip() for name in args.report_to.split(",") if name.strip()]
     if args.lora_r is not None:
         lora: dict[str, Any] = {
             f.field: getattr(args, f"lora_{f.field}")

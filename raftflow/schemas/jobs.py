@@ -50,6 +50,10 @@ class LoraOptions(BaseModel):
     )
 
 
+Tracker = Literal["tensorboard", "mlflow", "wandb", "trackio"]
+"""Experiment trackers a run or a job can log to (docs/tracking.md)."""
+
+
 class TrainingConfig(BaseModel):
     """Hyper-parameters shared by every training job. Names follow the seed (LMFlow / transformers)."""
 
@@ -103,6 +107,13 @@ class TrainingConfig(BaseModel):
     )
     gradient_checkpointing: bool = Field(
         default=False, description="Recompute activations in the backward pass: less memory, ~30% slower."
+    )
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        max_length=4,
+        description="Experiment trackers the job logs its loss, learning rate and grad norm to at every "
+        "logging step, through transformers' own integrations (docs/tracking.md). A RAFT run's jobs "
+        "inherit the run's report_to.",
     )
     group_by_length: bool = Field(
         default=False,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raftflow.conversation import PromptFormat
 from raftflow.schemas.generation import SamplingParams
-from raftflow.schemas.jobs import TrainingConfig
+from raftflow.schemas.jobs import Tracker, TrainingConfig
 from raftflow.schemas.paths import NO_NUL, PathStr
 
 RunStatus = Literal["queued", "running", "awaiting_checkpoint", "succeeded", "failed", "cancelled"]
@@ -163,6 +163,13 @@ class RunRequest(SamplingOptions):
     )
     training: TrainingConfig = Field(
         default_factory=TrainingConfig, description="Fine-tuning hyper-parameters passed to the trainer."
+    )
+    report_to: list[Tracker] | None = Field(
+        default=None,
+        max_length=4,
+        description="Experiment trackers (tensorboard, mlflow, wandb, trackio) that get the run's metrics "
+        "per iteration, and its training jobs' loss and learning rate per step (docs/tracking.md). "
+        "Default: the orchestrator's ORCHESTRATOR_REPORT_TO.",
     )
     sleep_generator_while_training: bool = Field(
         default=False,

@@ -7,11 +7,13 @@ Only the translation lives here; what the fields mean is documented once, on ``T
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from raftflow.schemas.jobs import RewardModelJob, SFTJob, TrainingConfig
+from raftflow.tracking import PROJECT
 
 if TYPE_CHECKING:  # transformers imports torch; this module is imported by the worker's parent
     from transformers import TrainingArguments
@@ -21,6 +23,8 @@ class RunConfig(TrainingConfig):
     output_dir: str = Field(description="Where the Trainer may write (the job's staging dir).")
     use_cpu: bool = Field(default=True, description="Train on the CPU even when a GPU is visible.")
     bf16: bool = Field(default=False, description="bf16 mixed precision (weights stay fp32).")
+    run_name: str | None = Field(default=None, description="The job id: the run's name in the trackers.")
+    logging_dir: str | None = Field(default=None, description="TensorBoard event files of the job.")
 
     def training_arguments(self) -> TrainingArguments:
         """Trainer arguments for a queue job: no intermediate checkpoints (the job's output is the
@@ -48,7 +52,12 @@ class RunConfig(TrainingConfig):
             bf16=self.bf16,
             save_strategy="no",
             eval_strategy="no",
-            report_to="none",
+            # The job's own trackers (transformers' integrations); the run name is the job id.
+            report_to=list(self.report_to) or "none",
+            run_name=self.run_name,
+            logging_dir=self.logging_dir,
+            project=PROJECT,
+            trackio_space_id=None,  # local trackio; transformers' default would deploy to a hub Space
             remove_unused_columns=False,  # our collators read their own columns
             dataloader_pin_memory=not self.use_cpu,
             include_num_input_tokens_seen="non_padding",
@@ -61,7 +70,13 @@ class SFTConfig(RunConfig):
 
     @classmethod
     def from_job(cls, job: SFTJob, output_dir: str, use_cpu: bool, bf16: bool) -> SFTConfig:
-        return cls(**job.training.model_dump(), output_dir=output_dir, use_cpu=use_cpu, bf16=bf16)
+        return cls(
+            **job.training.model_dump(),
+            **tracking_fields(job),
+            output_dir=output_dir,
+            use_cpu=use_cpu,
+            bf16=bf16,
+        )
 
 
 class RewardConfig(RunConfig):
@@ -73,8 +88,26 @@ class RewardConfig(RunConfig):
     def from_job(cls, job: RewardModelJob, output_dir: str, use_cpu: bool, bf16: bool) -> RewardConfig:
         return cls(
             **job.training.model_dump(),
+            **tracking_fields(job),
             eval_fraction=job.eval_fraction,
             output_dir=output_dir,
             use_cpu=use_cpu,
             bf16=bf16,
         )
+
+
+def tracking_fields(job: SFTJob | RewardModelJob) -> dict[str, str]:
+    """The job's name in the trackers, and its TensorBoard dir: beside the checkpoints
+    (``output_dir/tensorboard/JOB_ID``), not inside the checkpoint the generator loads."""
+    return {"run_name": job.job_id, "logging_dir": str(Path(job.output_dir) / "tensorboard" / job.job_id)}
+
+
+def close_tracker_runs(report_to: list[str]) -> None:
+    """End the job's W&B run. transformers' other integrations close theirs at the end of training,
+    but its W&B callback leaves the run open for more logging: in a worker child that lives on, the
+    run (and its offline file) would stay unfinished until the next job."""
+    if "wandb" in report_to:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

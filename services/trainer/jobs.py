@@ -10,6 +10,7 @@ in a worker child, ahead of time by :mod:`services.trainer.preload`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 from raftflow.data import DataError, PreferencePair, PromptResponse, load_preferences, load_sft_examples
 from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob, TrainingJob
+from raftflow.tracking import tracker_environment
 from services.trainer.output import JobOutput
 from services.trainer.preload import wait_for_preload
 from services.trainer.settings import TrainerSettings
@@ -110,9 +112,25 @@ def _run(
         on_training_start()
     log.info("job %s: training %s on %d records from %s", job.job_id, job.model, len(data), job.data)
 
-    if settings.processes > 1:
-        return _run_in_process_group(job, output, settings, progress_callback)
+    # The trackers' own env settings, defaulted (offline, under output_dir) for this job only.
+    tracking = (
+        tracker_environment(Path(job.output_dir)) if job.training.report_to else contextlib.nullcontext()
+    )
+    with tracking:
+        if settings.processes > 1:
+            return _run_in_process_group(job, output, settings, progress_callback)
+        return _run_here(job, data, output, train, progress_callback, settings)
 
+
+def _run_here(
+    job: TrainingJob,
+    data: Sequence[Any],
+    output: JobOutput,
+    train: TrainFn,
+    progress_callback: ProgressCallback | None,
+    settings: TrainerSettings,
+) -> JobResult:
+    """Train in this process."""
     wait_for_preload()
     from services.trainer.progress import ProgressReporter
     from services.trainer.runtime import prepare_runtime, release_device_memory

@@ -22,7 +22,7 @@ from transformers import (
 from raftflow.data import PreferencePair
 from raftflow.modeling import load_tokenizer
 from raftflow.schemas.jobs import RewardModelJob
-from services.trainer.config import RewardConfig
+from services.trainer.config import RewardConfig, close_tracker_runs
 from services.trainer.metrics import finite, training_metrics
 from services.trainer.reward_data import PairCollator, split_holdout, tokenize_pairs
 from services.trainer.runtime import Runtime
@@ -145,4 +145,5 @@ def train_reward_model(
             }
         )
     save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
+    close_tracker_runs(config.report_to)
     return metrics

@@ -12,7 +12,7 @@ from transformers import Trainer, TrainerCallback, set_seed
 from raftflow.data import DataError, PromptResponse
 from raftflow.modeling import load_tokenizer
 from raftflow.schemas.jobs import SFTJob
-from services.trainer.config import SFTConfig
+from services.trainer.config import SFTConfig, close_tracker_runs
 from services.trainer.metrics import training_metrics
 from services.trainer.runtime import Runtime
 from services.trainer.sft_data import SFTCollator, tokenize_sft
@@ -64,4 +64,5 @@ def train_sft(
     )
     output = trainer.train()
     save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
+    close_tracker_runs(config.report_to)
     return training_metrics(trainer, output, examples=len(features), dropped=dropped)

@@ -53,6 +53,9 @@ FOREIGN_ENV = {
     "PIP_DISABLE_PIP_VERSION_CHECK": "pip, build stages only",
     "VIRTUAL_ENV": "the image's virtualenv",
     "PATH": "the image's virtualenv first",
+    "MLFLOW_TRACKING_URI": "mlflow: where runs and jobs report (report_to)",
+    "WANDB_DIR": "wandb: where offline runs are written",
+    "TRACKIO_DIR": "trackio: its local database",
 }
 # Compose reads these itself from .env (never passed to a container).
 COMPOSE_OWN_ENV = {"COMPOSE_PROFILES"}

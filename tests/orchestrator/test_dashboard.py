@@ -7,6 +7,7 @@ people to look at."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.tracker_readers import mlflow_metric, mlflow_run, tensorboard_scalars
 
 from .conftest import REPO_ROOT
 
@@ -80,7 +83,13 @@ def test_dashboard_follows_a_real_run_shows_curves_and_samples_and_cancels(
 ) -> None:
     url, state = secured_orchestrator
     page = browser_page
-    body = stack.minimal_body(num_iterations=2, eval_prompts=str(stack.prompts), max_eval_prompts=3)
+    # The run also logs to two trackers; its metrics and its jobs' training curves are checked below.
+    body = stack.minimal_body(
+        num_iterations=2,
+        eval_prompts=str(stack.prompts),
+        max_eval_prompts=3,
+        report_to=["tensorboard", "mlflow"],
+    )
     run_id = start_run(url, body)
     assert httpx.get(f"{url}/iterations", timeout=10).status_code == 401  # the data needs the token
 
@@ -111,7 +120,7 @@ def test_dashboard_follows_a_real_run_shows_curves_and_samples_and_cancels(
     page.get_by_text("2 of 2 iterations done").wait_for(timeout=10_000)
     assert page.evaluate("window.__notReloaded") is True
     assert len(seen) >= 3, seen  # stages and counts went by on screen
-    assert page.locator('#live [data-status="succeeded"]').count() == 1
+    page.locator('#live [data-status="succeeded"]').wait_for(timeout=10_000)  # the next refresh
 
     # Curves: one point per finished iteration, per series.
     reward_chart = page.locator('[data-chart="Reward"]')
@@ -160,6 +169,22 @@ def test_dashboard_follows_a_real_run_shows_curves_and_samples_and_cancels(
     missing = httpx.get(f"{url}/iterations/{run_id}/samples/7", headers=AUTH, timeout=10)
     assert missing.status_code == 404 and "iteration 7 has no scored samples" in missing.json()["detail"]
     assert httpx.get(f"{url}/iterations/nope/eval-samples", headers=AUTH, timeout=10).status_code == 404
+
+    # Trackers: the run's metrics per iteration (orchestrator) and each job's loss per step (worker).
+    view = run_view(url, run_id)
+    tracking = state / "artifacts" / "tracking"
+    rewards = tensorboard_scalars(tracking / "tensorboard" / run_id, "raft/on_policy_reward")
+    assert rewards == pytest.approx(
+        {it["index"]: it["metrics"]["on_policy_reward"] for it in view["iterations"]}
+    )
+    selected = mlflow_metric(f"sqlite:///{tracking.resolve() / 'mlflow.db'}", run_id, "raft/selected_reward")
+    assert selected == pytest.approx(
+        {it["index"]: it["metrics"]["selected_reward"] for it in view["iterations"]}
+    )
+    assert mlflow_run(f"sqlite:///{tracking.resolve() / 'mlflow.db'}", run_id).info.status == "FINISHED"
+    checkpoints = state / "artifacts" / "runs" / run_id / "checkpoints"
+    job_losses = tensorboard_scalars(checkpoints / "tensorboard" / f"{run_id}-iter000", "train/loss")
+    assert job_losses and all(math.isfinite(v) for v in job_losses.values())
 
     # Cancel a running run from its page.
     long_run = start_run(url, stack.minimal_body(num_iterations=20, seed=1))
