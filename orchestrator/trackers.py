@@ -120,7 +120,10 @@ class WandbRun:
         self._run.log({f"raft/{k}": v for k, v in metrics.items()}, step=iteration)
 
     def finish(self, outcome: str) -> None:
+        import wandb
+
         self._run.finish(exit_code=OUTCOMES.get(outcome, 1))
+        wandb.teardown()  # its process-wide settings would otherwise outlive the run (WANDB_DIR...)
 
 
 class TrackioRun:

@@ -163,3 +163,8 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
         for process in reversed(processes):
             process.stop()
         redis.Redis.from_url(redis_url).flushdb()
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from raftflow.conversation import PROMPT_FORMATS
 from raftflow.data import DataError
 from raftflow.schemas.jobs import LoraOptions, RewardModelJob, SFTJob, TrainingConfig, TrainingJob
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import TrainerSettings, trainer_settings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -221,7 +221,7 @@ def _run_queued(job: TrainingJob, redis_url: str | None, retry_seconds: float) -
     from raftflow.clients.trainer import TrainerClient
     from raftflow.schemas.jobs import JobProgress
 
-    url = redis_url or TrainerSettings().redis_url
+    url = redis_url or trainer_settings().redis_url
     with (
         TrainerClient(url, retry_seconds) as client,
         tqdm(total=0, unit="step", desc=job.job_id, file=sys.stderr) as bar,

@@ -13,7 +13,7 @@ import sys
 from raftflow.celery_config import QUEUE
 from services.trainer import telemetry
 from services.trainer.app import app
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import TrainerSettings, trainer_settings
 
 
 def worker_argv(settings: TrainerSettings, extra: list[str]) -> list[str]:
@@ -33,7 +33,7 @@ def worker_argv(settings: TrainerSettings, extra: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = TrainerSettings()
+    settings = trainer_settings()
     telemetry.serve(settings)  # before the children fork: they inherit the metrics directory
     app.worker_main(worker_argv(settings, list(sys.argv[1:] if argv is None else argv)))
 

@@ -1,5 +1,4 @@
-"""The Celery app of the trainer worker (``celery -A services.trainer worker`` finds it as
-``services.trainer.app``).
+"""The Celery app of the trainer worker (``celery -A services.trainer.app worker``).
 
 Importing this module must stay light: the worker's parent process imports it before forking the
 children that run jobs, and torch imported (or CUDA initialised) in the parent breaks the children.
@@ -9,9 +8,9 @@ from __future__ import annotations
 
 from raftflow.celery_config import make_celery_app
 from services.trainer import orphans, preload  # noqa: F401  (signals: dead workers' jobs, child warm-up)
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import trainer_settings
 
-_settings = TrainerSettings()
+_settings = trainer_settings()
 
 app = make_celery_app(
     "raftflow.trainer",

@@ -111,3 +111,6 @@ def close_tracker_runs(report_to: list[str]) -> None:
 
         if wandb.run is not None:
             wandb.finish()
+        # wandb keeps its settings (WANDB_DIR included) in a process-wide singleton: without a teardown
+        # the next job in this worker child would write into this job's directory.
+        wandb.teardown()

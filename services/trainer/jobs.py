@@ -21,7 +21,7 @@ from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob
 from raftflow.tracking import tracker_environment
 from services.trainer.output import JobOutput
 from services.trainer.preload import wait_for_preload
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import TrainerSettings, trainer_settings
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def _run(
     on_training_start: Callable[[], None] | None,
     settings: TrainerSettings | None,
 ) -> JobResult:
-    settings = settings or TrainerSettings()
+    settings = settings or trainer_settings()
     output = JobOutput(job)
     stored = output.stored_result()
     if stored is not None:

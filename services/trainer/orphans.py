@@ -28,7 +28,7 @@ import redis
 from celery.signals import worker_ready, worker_shutdown
 
 from services.trainer.ledger import lock_key
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import trainer_settings
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ _stop = threading.Event()
 
 @worker_ready.connect
 def start_orphan_scanner(**_: object) -> None:
-    settings = TrainerSettings()
+    settings = trainer_settings()
     scanner = OrphanScanner(redis.Redis.from_url(settings.redis_url), settings.lock_ttl)
 
     def loop() -> None:

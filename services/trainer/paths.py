@@ -19,7 +19,7 @@ from celery.signals import worker_ready
 
 from raftflow.paths import PathNotAllowed, confine
 from raftflow.schemas.jobs import TrainingJob
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import TrainerSettings, trainer_settings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def confine_job(job: TrainingJob, settings: TrainerSettings) -> TrainingJob:
 @worker_ready.connect
 def _warn_if_unconfined(**_: Any) -> None:
     """One warning when the worker starts without roots: fine locally, not on a shared queue."""
-    if not TrainerSettings().path_roots:
+    if not trainer_settings().path_roots:
         log.warning(
             "TRAINER_PATH_ROOTS is not set: jobs from the queue may read and write any path this worker "
             "can (model, data, output_dir). Set it to the data directories on a shared deployment."

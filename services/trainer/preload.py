@@ -15,7 +15,7 @@ import threading
 
 from celery.signals import worker_process_init
 
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import trainer_settings
 
 log = logging.getLogger(__name__)
 _finished = threading.Event()
@@ -24,7 +24,7 @@ _finished.set()  # nothing to wait for unless a preload starts in this process
 
 @worker_process_init.connect
 def preload_training_stack(**_: object) -> None:
-    if TrainerSettings().preload:
+    if trainer_settings().preload:
         _finished.clear()
         threading.Thread(target=_import_training_stack, name="preload", daemon=True).start()
 

@@ -5,6 +5,7 @@ Documented with their defaults in docs/trainer.md.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -109,3 +110,10 @@ class TrainerSettings(CommonSettings):
         description="Serve Prometheus metrics (jobs by outcome, job duration, tokens, tokens/s) on this "
         "port of TRAINER_HOST, from the worker's parent process. Unset: no endpoint.",
     )
+
+
+@cache
+def trainer_settings() -> TrainerSettings:
+    """The worker's settings, read from the environment once per process: every module of the worker
+    asks here instead of building its own (a job that needs other values is given its own instance)."""
+    return TrainerSettings()

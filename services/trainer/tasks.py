@@ -29,7 +29,7 @@ from services.trainer.app import app
 from services.trainer.jobs import run_job
 from services.trainer.ledger import JobLedger, job_lock
 from services.trainer.paths import confine_job
-from services.trainer.settings import TrainerSettings
+from services.trainer.settings import trainer_settings
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +60,11 @@ def _validate(spec: type[TrainingJob], payload: dict[str, Any]) -> TrainingJob:
         job = spec.model_validate(payload)
     except ValidationError as exc:
         raise InvalidJob(f"invalid {spec.__name__}: {exc}") from None
-    return confine_job(job, TrainerSettings())
+    return confine_job(job, trainer_settings())
 
 
 def execute(task: Task, job: TrainingJob) -> dict[str, Any]:
-    settings = TrainerSettings()
+    settings = trainer_settings()
     client = redis.Redis.from_url(settings.redis_url)
     ledger = JobLedger(client, job.job_id)
     deliveries = ledger.increment(LEDGER_DELIVERIES)

@@ -264,3 +264,8 @@ def test_health_and_models_report_the_engine(vllm_generator: str) -> None:
     info = httpx.get(f"{vllm_generator}/info", timeout=10).json()
     assert info["model_device_type"].startswith("vllm")
     assert Path(httpx.get(f"{vllm_generator}/v1/models", timeout=10).json()["checkpoint"]).is_dir()
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import httpx
+import pytest
 
 from raftflow.data import write_text2text
 
@@ -89,3 +90,8 @@ def test_a_lora_run_without_merging_serves_each_iterations_adapter_in_vllm(
 
     weights = load_file(checkpoints[-1] / "adapter_model.safetensors")
     assert max(float(t.abs().max()) for k, t in weights.items() if "lora_B" in k) > 0
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

@@ -14,13 +14,13 @@ from fastapi import Depends, FastAPI
 from pydantic import BaseModel
 
 from raftflow.server import (
-    BodySizeLimit,
     add_request_limits,
     bearer_auth,
     free_port,
     limit_error,
     uvicorn_options,
 )
+from raftflow.server.limits import BodySizeLimit
 from raftflow.settings import CommonSettings
 
 

@@ -52,7 +52,7 @@ import pytest
 from tests.orchestrator.conftest import write_prompts
 from tests.reliability.fault_stack import FaultStack, artifact_problems, pool_children, wait_until
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # slow: see `make test-slow`
 
 STAGE_FILES = ("samples.json", "scores.json", "selected.json")
 RELOAD_WARNING = "the generator stopped serving"  # orchestrator/raft_loop.py on_policy

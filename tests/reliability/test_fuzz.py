@@ -505,3 +505,8 @@ def test_trainer_queue_rejects_malformed_jobs_and_keeps_serving(
         f"({time.monotonic() - started:.0f} s in all)",
         messages=len(cases) + 1,
     )
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

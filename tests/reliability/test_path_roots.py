@@ -211,3 +211,8 @@ def test_jobs_outside_the_roots_fail_before_reading_or_writing(
         "delivery ledger or any file was touched; no output dir was created and nothing outside changed",
         jobs=len(escapes),
     )
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

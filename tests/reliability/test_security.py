@@ -850,3 +850,8 @@ def test_services_bind_loopback_by_default(
         services_checked=len(processes),
         connections_refused=connects,
     )
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

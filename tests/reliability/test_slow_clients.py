@@ -302,3 +302,8 @@ def test_oversized_headers_are_refused_and_the_server_stays_up(rewarder: Rewarde
         f"afterwards in {latency * 1000:.0f} ms",
         requests=len(cases) + 2,
     )
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

@@ -100,3 +100,8 @@ def test_info_names_the_vllm_source(rewarder: Rewarder, tiny_models) -> None:
     info = rewarder.get("/info").json()
     assert info["device"] == "vllm"
     assert Path(info["model"]) == Path(tiny_models["reward"])
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

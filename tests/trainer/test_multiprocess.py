@@ -201,3 +201,8 @@ def test_lora_on_sharded_parameters_is_refused_before_launch() -> None:
     with pytest.raises(DataError, match="training.lora.*TRAINER_DISTRIBUTED=deepspeed_zero3"):
         check_supported(job, TrainerSettings(processes=2, distributed="deepspeed_zero3"))
     check_supported(job, TrainerSettings(processes=2, distributed="deepspeed_zero2"))  # params whole
+
+
+# Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
+# pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
+pytestmark = pytest.mark.slow

@@ -11,7 +11,12 @@ import importlib.metadata
 
 from fastapi import APIRouter
 
-from raftflow.schemas.generation import (
+from services.generator.deps import EngineDep, MetricsDep, SettingsDep
+from services.generator.engine import Engine, GeneratedSample, GenerationJob
+from services.generator.jobs import UNAVAILABLE, check_limit, run_job
+from services.generator.metrics import GeneratorMetrics
+from services.generator.settings import GeneratorSettings
+from services.generator.tgi_schemas import (
     TGIBestOfSequence,
     TGIDetails,
     TGIInfo,
@@ -19,11 +24,6 @@ from raftflow.schemas.generation import (
     TGIResponse,
     TGIToken,
 )
-from services.generator.deps import EngineDep, MetricsDep, SettingsDep
-from services.generator.engine import Engine, GeneratedSample, GenerationJob
-from services.generator.jobs import UNAVAILABLE, check_limit, run_job
-from services.generator.metrics import GeneratorMetrics
-from services.generator.settings import GeneratorSettings
 
 TGI_DEFAULT_MAX_NEW_TOKENS = 100
 
