@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,18 +27,12 @@ from raftflow.tracking import PROJECT
 
 log = logging.getLogger(__name__)
 
-LIBRARIES: dict[str, str] = {
-    "tensorboard": "tensorboard",
-    "mlflow": "mlflow",
-    "wandb": "wandb",
-    "trackio": "trackio",
-}
 OUTCOMES = {"succeeded": 0, "failed": 1, "cancelled": 2}
 
 
 def missing_libraries(trackers: Sequence[str]) -> list[str]:
     """Trackers whose library is not installed here (``pip install 'raftflow[trackers]'``)."""
-    return [name for name in trackers if importlib.util.find_spec(LIBRARIES[name]) is None]
+    return [name for name in trackers if importlib.util.find_spec(name) is None]  # module = tracker name
 
 
 class TrackerRun(Protocol):
@@ -69,8 +64,6 @@ class MlflowRun:
     """An MLflow run named RUN_ID in the experiment ``MLFLOW_EXPERIMENT_NAME`` (default raftflow)."""
 
     def __init__(self, base: Path, run_id: str, config: dict[str, Any]) -> None:
-        import os
-
         from mlflow import MlflowClient
 
         self._client = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
@@ -102,8 +95,6 @@ class WandbRun:
     """A W&B run with id and name RUN_ID in ``WANDB_PROJECT`` (offline unless WANDB_API_KEY is set)."""
 
     def __init__(self, base: Path, run_id: str, config: dict[str, Any]) -> None:
-        import os
-
         import wandb
 
         self._run = wandb.init(

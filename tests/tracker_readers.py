@@ -21,13 +21,12 @@ def tensorboard_scalars(logdir: Path, tag: str) -> Series:
 def mlflow_metric(tracking_uri: str, run_name: str, key: str) -> Series:
     from mlflow import MlflowClient
 
-    client = MlflowClient(tracking_uri)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    (run,) = client.search_runs(experiments, filter_string=f"attributes.run_name = '{run_name}'")
-    return {m.step: m.value for m in client.get_metric_history(run.info.run_id, key)}
+    run = mlflow_run(tracking_uri, run_name)
+    return {m.step: m.value for m in MlflowClient(tracking_uri).get_metric_history(run.info.run_id, key)}
 
 
 def mlflow_run(tracking_uri: str, run_name: str):
+    """The one MLflow run named ``run_name`` in any experiment (fails if there are several)."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri)
