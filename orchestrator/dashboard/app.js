@@ -191,20 +191,21 @@ async function runPage(runId) {
 
   // The samples browser and the held-out comparison keep their state across live refreshes: only the
   // parts above are redrawn while the run moves.
+  const heading = el("h1", {}, el("a", { href: "#/" }, "Runs"), " / ", run.id, " ", cancel);
   let browser = document.getElementById("browser");
   let heldOut = document.getElementById("held-out");
   if (!browser || browser.dataset.run !== run.id) {
     browser = el("section", { id: "browser", "data-run": run.id });
     heldOut = el("section", { id: "held-out", "data-run": run.id });
     app.replaceChildren(
-      el("h1", {}, el("a", { href: "#/" }, "Runs"), " / ", run.id, " ", cancel),
+      heading,
       el("div", { id: "top" }),
       browser, heldOut,
       el("h2", {}, "Request"), el("pre", { class: "request", id: "request" }, JSON.stringify(run.request, null, 2)),
     );
     browser.dataset.iterations = "";
   } else {
-    app.firstChild.replaceWith(el("h1", {}, el("a", { href: "#/" }, "Runs"), " / ", run.id, " ", cancel));
+    app.firstChild.replaceWith(heading);
   }
   document.getElementById("top").replaceChildren(
     live,
