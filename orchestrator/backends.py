@@ -16,6 +16,7 @@ from typing import Literal
 
 from orchestrator.raft_loop import Backends, PolicyServer, RunCancelled, Sampler, Scorer
 from orchestrator.settings import OrchestratorSettings
+from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
@@ -218,8 +219,8 @@ async def open_backends(
         else:
             from orchestrator.replicas import GeneratorPool
 
-            sampler = policy_server = GeneratorPool(servers)
-        sample_concurrency = len(servers)
+            sampler = policy_server = GeneratorPool(servers, GENERATOR_REQUESTS_IN_FLIGHT)
+        sample_concurrency = len(servers) * GENERATOR_REQUESTS_IN_FLIGHT
     scorers = [
         RewardScorer(
             await stack.enter_async_context(
@@ -233,7 +234,7 @@ async def open_backends(
     else:
         from orchestrator.replicas import RewarderPool
 
-        scorer = RewarderPool(scorers)
+        scorer = RewarderPool(scorers, REWARDER_REQUESTS_IN_FLIGHT)
     gold = None
     if request.gold_rewarder_url is not None:
         gold_client = await stack.enter_async_context(
@@ -251,7 +252,7 @@ async def open_backends(
         sampler=sampler,
         scorer=scorer,
         sample_concurrency=sample_concurrency,
-        score_concurrency=len(scorers),
+        score_concurrency=len(scorers) * REWARDER_REQUESTS_IN_FLIGHT,
         trainer=trainer,
         policy_server=policy_server,
         gold_scorer=gold,

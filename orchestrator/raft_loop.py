@@ -44,12 +44,12 @@ from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
 from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
+from raftflow.seeds import eval_seed, sft_mix_seed, training_seed
 from raftflow.selection import Selection
 from raftflow.selection import select as select_samples
 from raftflow.stages import (
     Sampler,
     Scorer,
-    chunk_seed,
     read_samples,
     read_scores,
     rewards_of,
@@ -121,7 +121,8 @@ class Backends:
     # Optional second reward, reported beside the one RAFT optimises and never used for ranking:
     # a gold reward next to a learned proxy makes reward hacking visible (proxy up, gold flat).
     gold_scorer: Scorer | None = None
-    # Calls in flight at once: one per generator / rewarder replica (orchestrator/replicas.py).
+    # Calls in flight at once: each replica's requests in flight (raftflow.chunks) times the replicas
+    # (orchestrator/replicas.py). A stage chunk is one request, so this is what keeps servers busy.
     sample_concurrency: int = 1
     score_concurrency: int = 1
 
@@ -456,7 +457,7 @@ def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
         return []
     pairs = load_pairs(request.sft_mix_data)
     count = min(len(pairs), round(kept * request.sft_mix_ratio / (1 - request.sft_mix_ratio)))
-    return random.Random(request.seed * 1_000_003 + index).sample(pairs, count)
+    return random.Random(sft_mix_seed(request.seed, index)).sample(pairs, count)
 
 
 def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
@@ -498,7 +499,7 @@ async def train_stage(
     training = ctx.request.training.model_copy(
         # The run's trackers get its jobs' training curves too, unless the training config names its own.
         update={
-            "seed": ctx.request.seed + index,
+            "seed": training_seed(ctx.request.seed, index),
             "report_to": ctx.request.training.report_to or ctx.request.report_to or [],
         }
     )
@@ -564,7 +565,7 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
     if not eval_prompts:
         return metrics
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
-    params = ctx.request.sampling_params(chunk_seed(ctx.request.seed, index, -1))
+    params = ctx.request.sampling_params(eval_seed(ctx.request.seed, index))
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
     rewards = list(await backends.scorer.score(eval_prompts, responses))

@@ -3,8 +3,9 @@
 Why not one URL in front of a load balancer: RAFT loads each new checkpoint into the generator, and a
 load through a balanced Service reaches ONE replica, so the others would go on sampling the old
 policy. The orchestrator therefore knows every replica: a load goes to all of them and the run goes
-on only when all serve it; sampling and scoring calls go to whichever replica is free, one call in
-flight per replica (each replica batches its own call); a replica that stays unreachable past its
+on only when all serve it; sampling and scoring calls go to whichever replica has room, at most
+``in_flight`` calls per replica (its client's requests in flight, ``raftflow.chunks``: each call is one
+request); a replica that stays unreachable past its
 client's retry window is dropped with a warning while others remain, and its call is redone on
 another (same chunk, same seed: the same samples where the replicas are the same engine).
 """
@@ -27,15 +28,20 @@ T = TypeVar("T")
 
 
 class ReplicaPool(Generic[R]):
-    def __init__(self, replicas: Sequence[R], name: Callable[[R], str], component: str) -> None:
+    def __init__(
+        self, replicas: Sequence[R], name: Callable[[R], str], component: str, in_flight: int = 1
+    ) -> None:
         if not replicas:
             raise ValueError(f"no {component} replica")
         self.alive: list[R] = list(replicas)
         self._name = name
         self._component = component
+        # One slot per call a replica may have in flight, interleaved so load spreads over replicas
+        # before any replica gets a second call.
         self._free: asyncio.Queue[R] = asyncio.Queue()
-        for replica in self.alive:
-            self._free.put_nowait(replica)
+        for _ in range(max(1, in_flight)):
+            for replica in self.alive:
+                self._free.put_nowait(replica)
 
     def __len__(self) -> int:
         return len(self.alive)
@@ -91,8 +97,8 @@ class ReplicaPool(Generic[R]):
 class GeneratorPool(ReplicaPool[GeneratorPolicyServer]):
     """The sampler and policy server of a run over several raftflow generators."""
 
-    def __init__(self, replicas: Sequence[GeneratorPolicyServer]) -> None:
-        super().__init__(replicas, lambda r: r.client.base_url, "generator")
+    def __init__(self, replicas: Sequence[GeneratorPolicyServer], in_flight: int = 1) -> None:
+        super().__init__(replicas, lambda r: r.client.base_url, "generator", in_flight)
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         return await self.call(lambda r: r.client.sample(prompts, n, params))
@@ -122,8 +128,8 @@ class GeneratorPool(ReplicaPool[GeneratorPolicyServer]):
 
 
 class RewarderPool(ReplicaPool[RewardScorer]):
-    def __init__(self, replicas: Sequence[RewardScorer]) -> None:
-        super().__init__(replicas, lambda r: r.client.base_url, "rewarder")
+    def __init__(self, replicas: Sequence[RewardScorer], in_flight: int = 1) -> None:
+        super().__init__(replicas, lambda r: r.client.base_url, "rewarder", in_flight)
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
         return await self.call(lambda r: r.score(prompts, responses))

@@ -11,18 +11,17 @@ Progress is reported through a callback before each chunk; a callback may raise 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from pydantic import TypeAdapter
 
 from raftflow.atomic import read_json, write_json_atomic
+from raftflow.chunks import map_chunks
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
-
-T = TypeVar("T")
+from raftflow.seeds import chunk_seed
 
 
 class Sampler(Protocol):
@@ -35,13 +34,6 @@ class Scorer(Protocol):
 
 Progress = Callable[[int, int], None]  # (done, total) in samples
 SampleChunk = Callable[[list[str], SamplingParams], Awaitable[list[list[Sample]]]]
-
-
-def chunk_seed(seed: int, iteration: int, chunk_start: int) -> int:
-    """A distinct, reproducible seed per (iteration, chunk of prompts): sampling again after a restart
-    gives the same samples, and no two chunks share a random stream. ``chunk_start = -1`` is the
-    held-out evaluation's stream."""
-    return (seed * 1_000_003 + iteration * 10_007 + chunk_start + 1) % (2**31 - 1)
 
 
 async def sample_prompts(
@@ -59,10 +51,10 @@ async def sample_prompts(
     """K samples per prompt, ``chunk_prompts`` prompts per call, each chunk seeded by
     :func:`chunk_seed` from ``params.seed`` (None: unseeded). ``sample_chunk(prompts, params)`` makes
     one call (the orchestrator wraps it to check the generator still serves the run's policy).
-    ``concurrency`` calls run at once (one per generator replica); the seeds depend on the chunk, not
-    on the order calls finish in, so the samples are the same at any concurrency."""
+    ``concurrency`` calls run at once (the orchestrator: each generator replica's requests in flight,
+    ``raftflow.chunks``); the seeds depend on the chunk, not on the order calls finish in, so the
+    samples are the same at any concurrency."""
     total = len(prompts) * k
-    starts = list(range(0, len(prompts), chunk_prompts))
 
     async def one(start: int) -> list[SampledPrompt]:
         seed = None if params.seed is None else chunk_seed(params.seed, iteration, start)
@@ -75,13 +67,8 @@ async def sample_prompts(
             on_chunk(start, rows)  # e.g. the orchestrator starts scoring them while sampling goes on
         return rows
 
-    chunks = await _bounded(
-        starts,
-        one,
-        concurrency,
-        lambda done: progress and progress(done * k, total),
-        lambda start: len(prompts[start : start + chunk_prompts]),
-    )
+    report = None if progress is None else (lambda done: progress(done * k, total))
+    chunks = await map_chunks(len(prompts), chunk_prompts, one, concurrency, report)
     if progress:
         progress(total, total)
     return [row for chunk in chunks for row in chunk]
@@ -107,13 +94,8 @@ async def score_samples(
             raise RuntimeError(f"the scorer returned {len(got)} rewards for {len(asked)} pairs")
         return [float(x) for x in got]
 
-    chunks = await _bounded(
-        list(range(0, len(flat_texts), chunk_items)),
-        one,
-        concurrency,
-        lambda done: progress and progress(done, len(flat_texts)),
-        lambda start: len(flat_texts[start : start + chunk_items]),
-    )
+    report = None if progress is None else (lambda done: progress(done, len(flat_texts)))
+    chunks = await map_chunks(len(flat_texts), chunk_items, one, concurrency, report)
     scores = [x for chunk in chunks for x in chunk]
     if progress:
         progress(len(flat_texts), len(flat_texts))
@@ -125,37 +107,6 @@ async def score_samples(
         offset += n
     return out
 
-
-async def _bounded(
-    starts: list[int],
-    call: Callable[[int], Awaitable[T]],
-    concurrency: int,
-    report: Callable[[int], object],
-    size: Callable[[int], int],
-) -> list[T]:
-    """``call(start)`` for every chunk start, at most ``concurrency`` at once, results in chunk order.
-    ``report(done)`` is told how many units are finished before the first call and after each one (the
-    caller's progress, which also raises when the run is cancelled)."""
-    gate = asyncio.Semaphore(max(1, concurrency))
-    done = 0
-    report(0)
-
-    async def run(start: int) -> T:
-        nonlocal done
-        async with gate:
-            value = await call(start)
-        done += size(start)
-        report(done)
-        return value
-
-    tasks = [asyncio.ensure_future(run(start)) for start in starts]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def texts_of(rows: Sequence[SampledPrompt]) -> list[list[str]]:

@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import ValidationError
 from tqdm import tqdm
 
+from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT
 from raftflow.conversation import PROMPT_FORMATS
 from raftflow.data import DataError, load_prompts, write_text2text
 from raftflow.schemas.runs import SamplingOptions
@@ -168,6 +169,9 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 async def _sample_rows(args: argparse.Namespace, sampling: SamplingOptions, prompts: list[str]):
+    # A chunk is one request; a service gets the clients' requests in flight, a model in this process
+    # one call at a time (raftflow.chunks).
+    in_flight = 1
     if args.generator_url:
         from raftflow.clients.generator import CompletionsClient
 
@@ -178,7 +182,7 @@ async def _sample_rows(args: argparse.Namespace, sampling: SamplingOptions, prom
             prompts_per_request=args.chunk_prompts,
             prompt_format=args.prompt_format,
         )
-        close = sampler.aclose
+        close, in_flight = sampler.aclose, GENERATOR_REQUESTS_IN_FLIGHT
     else:
         from raftflow.cli.local_backends import LocalSampler
 
@@ -194,6 +198,7 @@ async def _sample_rows(args: argparse.Namespace, sampling: SamplingOptions, prom
             lambda chunk, params: sampler.sample(chunk, k, params),
             iteration=args.iteration,
             chunk_prompts=args.chunk_prompts,
+            concurrency=in_flight,
             progress=progress,
         )
     finally:
@@ -218,11 +223,17 @@ def _score(args: argparse.Namespace) -> int:
 
 
 async def _score_rows(args: argparse.Namespace, rows):
+    in_flight = 1
     if args.rewarder_url:
         from raftflow.clients.rewarder import RewarderClient
 
-        client = RewarderClient(args.rewarder_url, api_token=args.api_token, timeout=args.timeout)
-        score, close = client.score, client.aclose
+        client = RewarderClient(
+            args.rewarder_url,
+            api_token=args.api_token,
+            timeout=args.timeout,
+            items_per_request=args.chunk_items,
+        )
+        score, close, in_flight = client.score, client.aclose, REWARDER_REQUESTS_IN_FLIGHT
     else:
         from raftflow.cli.local_backends import LocalScorer
 
@@ -232,7 +243,9 @@ async def _score_rows(args: argparse.Namespace, rows):
         score, close = scorer.score, scorer.close
     bar, progress = _bar("score")
     try:
-        return await score_samples(rows, score, chunk_items=args.chunk_items, progress=progress)
+        return await score_samples(
+            rows, score, chunk_items=args.chunk_items, concurrency=in_flight, progress=progress
+        )
     finally:
         bar.close()
         await close()

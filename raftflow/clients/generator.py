@@ -2,8 +2,8 @@
 
 The orchestrator samples K responses for many prompts through :meth:`CompletionsClient.sample`, which
 splits the prompts into requests of ``prompts_per_request`` (so progress can be reported and one
-failure costs little), keeps two requests in flight (the server never idles between chunks), and
-regroups the flat ``choices`` (``index = prompt_i * n + j``) per prompt.
+failure costs little), keeps two requests in flight (``raftflow.chunks``: the server never idles
+between chunks), and regroups the flat ``choices`` (``index = prompt_i * n + j``) per prompt.
 
 Failures are typed for the orchestrator: a server that stays unreachable or keeps answering 5xx for
 ``retry_seconds`` raises :class:`ComponentUnavailable`; a 4xx (the request itself is wrong) raises
@@ -12,22 +12,21 @@ Failures are typed for the orchestrator: a server that stays unreachable or keep
 
 from __future__ import annotations
 
-import asyncio
 import math
 from typing import Any, Literal
 
-from raftflow.clients.http import ServiceHTTP, gather_failfast
+from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, map_chunks
+from raftflow.clients.http import ServiceHTTP
 from raftflow.conversation import PromptFormat, render_prompt
 from raftflow.schemas.generation import (
     LogprobsRequest,
     LogprobsResponse,
     Sample,
     SamplingParams,
-    derive_seed,
 )
+from raftflow.seeds import derive_seed
 
 COMPONENT = "generator"
-_CHUNKS_IN_FLIGHT = 2
 
 
 class CompletionsClient:
@@ -73,20 +72,17 @@ class CompletionsClient:
         if not prompts:
             return []
         await self._discover()
-        chunks = [
-            prompts[i : i + self.prompts_per_request]
-            for i in range(0, len(prompts), self.prompts_per_request)
-        ]
-        limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
+        size = self.prompts_per_request
+        split = len(prompts) > size
 
-        async def run(index: int, chunk: list[str]) -> list[list[Sample]]:
+        async def run(start: int) -> list[list[Sample]]:
             seed = params.seed
-            if seed is not None and len(chunks) > 1:
-                seed = derive_seed(seed, index)
-            async with limit:
-                return await self._complete(chunk, n, params.model_copy(update={"seed": seed}))
+            if seed is not None and split:
+                seed = derive_seed(seed, start // size)
+            chunk = prompts[start : start + size]
+            return await self._complete(chunk, n, params.model_copy(update={"seed": seed}))
 
-        results = await gather_failfast([run(i, chunk) for i, chunk in enumerate(chunks)])
+        results = await map_chunks(len(prompts), size, run, GENERATOR_REQUESTS_IN_FLIGHT)
         return [samples for chunk_samples in results for samples in chunk_samples]
 
     async def load_checkpoint(self, path: str) -> dict:
@@ -124,7 +120,6 @@ class CompletionsClient:
         if not prompts:
             return [], []
         size = self.prompts_per_request
-        limit = asyncio.Semaphore(_CHUNKS_IN_FLIGHT)
 
         async def run(start: int) -> LogprobsResponse:
             body = LogprobsRequest(
@@ -133,11 +128,10 @@ class CompletionsClient:
                 model=model,
                 prompt_format=self.prompt_format,
             )
-            async with limit:
-                payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
+            payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
             return LogprobsResponse.model_validate(payload)
 
-        results = await gather_failfast([run(start) for start in range(0, len(prompts), size)])
+        results = await map_chunks(len(prompts), size, run, GENERATOR_REQUESTS_IN_FLIGHT)
         return [v for r in results for v in r.logprobs], [n for r in results for n in r.tokens]
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:

@@ -9,16 +9,13 @@ retried (connection errors, timeouts, 5xx) for up to ``retry_seconds``, then rep
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from raftflow.chunks import REWARDER_REQUESTS_IN_FLIGHT, map_chunks
 from raftflow.clients.http import ServiceHTTP
 
 COMPONENT = "rewarder"
-# Requests in flight per call: enough for the service to coalesce them into full batches, few enough
-# that one huge call does not monopolise the rewarder's queue.
-CONCURRENT_REQUESTS = 4
 
 
 class RewarderClient:
@@ -51,33 +48,29 @@ class RewarderClient:
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
         pairs = [{"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)]
-        return await self._score_chunks(
-            [{"inputs": chunk, "normalize": normalize} for chunk in self._chunks(pairs)]
-        )
+        return await self._score_chunks(pairs, lambda chunk: {"inputs": chunk, "normalize": normalize})
 
     async def score_texts(self, texts: list[str]) -> list[float]:
         """Scores of texts already formatted the way the reward model expects."""
-        return await self._score_chunks([{"texts": chunk} for chunk in self._chunks(texts)])
+        return await self._score_chunks(texts, lambda chunk: {"texts": chunk})
 
     async def info(self) -> dict[str, Any]:
         return await self._request("GET", "/info")
 
-    def _chunks(self, items: Sequence[Any]) -> list[list[Any]]:
+    async def _score_chunks(
+        self, items: Sequence[Any], body: Callable[[list[Any]], dict[str, Any]]
+    ) -> list[float]:
+        """``POST /score`` per chunk of ``items_per_request`` items (``body(chunk)``), scores in order."""
         size = self.items_per_request
-        return [list(items[start : start + size]) for start in range(0, len(items), size)]
 
-    async def _score_chunks(self, bodies: list[dict[str, Any]]) -> list[float]:
-        gate = asyncio.Semaphore(CONCURRENT_REQUESTS)
-
-        async def one(body: dict[str, Any]) -> list[float]:
-            async with gate:
-                answer = await self._request("POST", "/score", body)
-            expected = len(body.get("inputs") or body.get("texts") or [])
-            if len(answer["scores"]) != expected:
-                raise RuntimeError(f"rewarder returned {len(answer['scores'])} scores for {expected} items")
+        async def one(start: int) -> list[float]:
+            chunk = list(items[start : start + size])
+            answer = await self._request("POST", "/score", body(chunk))
+            if len(answer["scores"]) != len(chunk):
+                raise RuntimeError(f"rewarder returned {len(answer['scores'])} scores for {len(chunk)} items")
             return answer["scores"]
 
-        results = await asyncio.gather(*(one(body) for body in bodies))
+        results = await map_chunks(len(items), size, one, REWARDER_REQUESTS_IN_FLIGHT)
         return [score for chunk in results for score in chunk]
 
     async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -13,7 +13,6 @@ sampling: ``timeout`` defaults to 600 s here).
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import aiohttp
 from text_generation import AsyncClient
@@ -22,14 +21,8 @@ from text_generation.types import Response
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.http import auth_headers, gather_failfast, with_retries
-from raftflow.schemas.generation import (
-    MAX_SEED,
-    Sample,
-    SamplingParams,
-    cut_at_stop,
-    derive_seed,
-    draw_max_tokens,
-)
+from raftflow.schemas.generation import Sample, SamplingParams, cut_at_stop, draw_max_tokens
+from raftflow.seeds import derive_seed, fresh_seed
 
 _TRANSIENT = (
     aiohttp.ClientConnectionError,  # refused, reset, server disconnected
@@ -90,7 +83,7 @@ class TGISamplerClient:
         """
         if not prompts:
             return []
-        seed = params.seed if params.seed is not None else secrets.randbelow(MAX_SEED)
+        seed = params.seed if params.seed is not None else fresh_seed()
         max_new_tokens = draw_max_tokens(params.min_tokens, params.max_tokens, derive_seed(seed, -1))
         per_prompt = 1 if params.greedy else n
         flat = await gather_failfast(

@@ -1,15 +1,14 @@
 """Wire formats of the generator: the OpenAI/vLLM completions API, the TGI subset, model management,
 and the sampling semantics that servers and clients must agree on.
 
-The small functions at the top (:func:`derive_seed`, :func:`draw_max_tokens`, :func:`cut_at_stop`)
-live here rather than in a service because they *are* part of the contract: the orchestrator's
-clients and the generator service derive chunk seeds, draw response lengths and cut stop strings the
-same way, so a seeded run is reproducible whichever backend served it.
+The small functions at the top (:func:`draw_max_tokens`, :func:`cut_at_stop`) live here rather than
+in a service because they *are* part of the contract: the orchestrator's clients and the generator
+service draw response lengths and cut stop strings the same way (and derive seeds by
+``raftflow.seeds``), so a seeded run is reproducible whichever backend served it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -18,9 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from raftflow.conversation import PromptFormat
 from raftflow.schemas.paths import NO_NUL
-
-MAX_SEED = 2**63 - 1
-"""Seeds are unsigned 63-bit: they fit torch, numpy, TGI's u64 and every JSON parser's int64."""
+from raftflow.seeds import MAX_SEED
 
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_LENGTH = 64
@@ -39,16 +36,6 @@ inf and sampling fails on NaN probabilities. 0 (OpenAI routes) still means greed
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_LENGTH)]
 PromptText = Annotated[str, Field(min_length=1)]
-
-
-def derive_seed(seed: int, *path: int) -> int:
-    """A seed for a sub-part (a chunk, a batch, a sample) of a seeded request.
-
-    Hashing keeps sibling seeds unrelated (``seed + i`` would make request 1's chunk 0 equal request 0's
-    chunk 1) and is stable across processes and Python versions, unlike ``hash()``.
-    """
-    digest = hashlib.blake2b(repr((seed, *path)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
 
 
 def draw_max_tokens(min_tokens: int | None, max_tokens: int, seed: int) -> int:

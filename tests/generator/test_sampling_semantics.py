@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from raftflow.schemas.generation import MAX_SEED, SamplingParams, cut_at_stop, derive_seed, draw_max_tokens
+from raftflow.schemas.generation import SamplingParams, cut_at_stop, draw_max_tokens
+from raftflow.seeds import MAX_SEED, derive_seed
 
 
 def test_derived_seeds_are_stable_distinct_and_in_range() -> None:

@@ -8,7 +8,6 @@ here (restart TGI with the new checkpoint), and prompt token counts are unknown 
 
 from __future__ import annotations
 
-import secrets
 import time
 
 import httpx
@@ -16,7 +15,8 @@ import httpx
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.tgi import TGISamplerClient
 from raftflow.conversation import PromptFormat, render_prompt
-from raftflow.schemas.generation import MAX_SEED, SamplingParams
+from raftflow.schemas.generation import SamplingParams
+from raftflow.seeds import fresh_seed
 from services.generator.engine.types import (
     BackendRejected,
     GeneratedSample,
@@ -136,7 +136,7 @@ class TGIEngine:
                 "does not load: use 'hh' or 'raw', or render the chat template before sending"
             )
         texts = [render_prompt(prompt, job.prompt_format) for prompt in job.prompts]
-        seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
+        seed = job.seed if job.seed is not None else fresh_seed()
         params = SamplingParams(
             max_tokens=job.max_new_tokens,
             min_tokens=job.min_new_tokens,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,8 @@ from typing import Any, TypeVar
 
 from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
-from raftflow.schemas.generation import MAX_SEED, derive_seed, draw_max_tokens
+from raftflow.schemas.generation import draw_max_tokens
+from raftflow.seeds import derive_seed, fresh_seed
 from services.generator.engine.batching import plan_batches
 from services.generator.engine.decoding import prompt_token_logprobs, run_batch, score_batch
 from services.generator.engine.loaded_model import LoadedModel, load_model
@@ -155,7 +155,7 @@ class TransformersEngine:
         texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
         check_context(prompt_ids, job.max_new_tokens, loaded.context_length)
 
-        seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
+        seed = job.seed if job.seed is not None else fresh_seed()
         # Greedy rows of one prompt are identical: generate one, copy it n times.
         rows = job.n if job.do_sample else 1
         plan = plan_batches(

@@ -37,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,7 +51,8 @@ from raftflow.clients.errors import ComponentUnavailable
 from raftflow.conversation import PromptFormat, recorded_format
 from raftflow.modeling import checkpoint_version, load_tokenizer, resolve_device
 from raftflow.processes import ServiceProcess
-from raftflow.schemas.generation import MAX_SEED, draw_max_tokens
+from raftflow.schemas.generation import draw_max_tokens
+from raftflow.seeds import fresh_seed
 from services.generator.engine.prompt_codec import PromptCodec
 from services.generator.engine.types import (
     BackendRejected,
@@ -224,7 +224,7 @@ class VLLMEngine:
                 served.codec.encode_prompts, job.prompts, job.prompt_format, job.truncate
             )
             check_context(prompt_ids, job.max_new_tokens, self._context_length)
-            seed = job.seed if job.seed is not None else secrets.randbelow(MAX_SEED)
+            seed = job.seed if job.seed is not None else fresh_seed()
             rows = job.n if job.do_sample else 1  # greedy rows are identical: decode one, copy it
             body: dict[str, Any] = {
                 "model": served.model_name,
