@@ -7,9 +7,10 @@ import argparse
 from orchestrator.main import create_app
 from orchestrator.settings import OrchestratorSettings
 from raftflow.server import serve
+from raftflow.server.entry import settings_from_flags
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m orchestrator", description=__doc__)
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
@@ -24,8 +25,11 @@ def main() -> None:
         action="append",
         help="a directory run paths may point into; repeatable [ORCHESTRATOR_PATH_ROOTS, any]",
     )
-    args = parser.parse_args()
-    serve(create_app, OrchestratorSettings(**{k: v for k, v in vars(args).items() if v is not None}))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    serve(create_app, settings_from_flags(build_parser(), OrchestratorSettings, argv))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from orchestrator.db import make_engine, make_sessionmaker
 from orchestrator.paths import warn_if_unconfined
@@ -15,10 +15,14 @@ from orchestrator.runner import RunManager
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import RunStore
 from orchestrator.telemetry import Telemetry
-from raftflow.server import add_request_limits, bearer_auth
+from raftflow.server.app import create_service_app
 
 
-def create_app(settings: OrchestratorSettings) -> FastAPI:
+def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
+    """``uvicorn orchestrator.main:create_app --factory`` works too (settings from the env only)."""
+    settings = settings or OrchestratorSettings()
+    telemetry = Telemetry()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.artifacts_dir.mkdir(parents=True, exist_ok=True)
@@ -26,22 +30,23 @@ def create_app(settings: OrchestratorSettings) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         app.state.engine = engine
         app.state.store = RunStore(make_sessionmaker(engine))
-        app.state.telemetry = Telemetry()
-        app.state.manager = RunManager(settings, app.state.store, app.state.telemetry)
+        app.state.manager = RunManager(settings, app.state.store, telemetry)
         app.state.manager.start()  # resumes runs left queued/running by a previous process
         yield
         app.state.manager.stop()
         engine.dispose()
 
-    app = FastAPI(title="raftflow orchestrator", version="0.1.0", lifespan=lifespan)
-    app.include_router(health.router)
     # Every /iterations route needs the token, reads included: a run view carries server paths, the
     # URLs of internal services and their error text, which is more than health or model info. Open:
-    # /health and /metrics only. service_api_token refuses a tokenless start unless
-    # RAFTFLOW_ALLOW_NO_AUTH turns auth off on purpose.
-    auth = bearer_auth(settings.service_api_token())
-    app.include_router(iterations.router, dependencies=[Depends(auth)])
-    app.include_router(samples.router, dependencies=[Depends(auth)])
+    # /health, /metrics and the dashboard's static files only.
+    app = create_service_app(
+        "orchestrator",
+        settings,
+        telemetry.registry,
+        lifespan,
+        public=(health.router,),
+        protected=(iterations.router, samples.router),
+    )
+    app.state.telemetry = telemetry
     mount_dashboard(app)  # static files only; the page reads the routes above with the token
-    add_request_limits(app, settings)  # a run body is small: the shared size and time limits apply
     return app

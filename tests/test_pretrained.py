@@ -15,10 +15,10 @@ import httpx
 import pytest
 import redis
 
-from raftflow.processes import ServiceProcess, python_module
+from raftflow.processes import ServiceProcess
 from tests.orchestrator.conftest import wait_for_run
+from tests.processes import REPO_ROOT, redis_db, start_process, start_service
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 HH_SAMPLE = REPO_ROOT / "data" / "hh-rlhf" / "harmless-base-test-part.jsonl.gz"
 
 
@@ -65,7 +65,6 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
     pretrained, hh_data, redis_server_url: str, tmp_path: Path
 ) -> None:
     from raftflow.schemas.jobs import RewardModelJob, TrainingConfig
-    from raftflow.server import free_port
     from services.trainer.jobs import run_reward_model
 
     # A MiniLM reward model on HH pairs (a few steps: this checks the path, not the accuracy).
@@ -83,28 +82,20 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
     assert rm_config["raftflow_prompt_format"] == "hh"  # MiniLM has no chat template
     assert 0.0 <= rm.metrics["eval_accuracy"] <= 1.0
 
-    redis_url = redis_server_url.rsplit("/", 1)[0] + "/13"
+    redis_url = redis_db(redis_server_url, 13)
     redis.Redis.from_url(redis_url).flushdb()
     env = {"REDIS_URL": redis_url, "RAFTFLOW_TORCH_THREADS": "1", "ORCHESTRATOR_RETRY_SECONDS": "60"}
     processes: list[ServiceProcess] = []
 
-    def start(module: str, *args: str, health: bool = True) -> str:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = python_module(module, *(("--port", str(port)) if health else ()), *args)
-        process = ServiceProcess(
-            module, argv, log_path=tmp_path / f"{module}.log", env=env, cwd=REPO_ROOT,
-            health_url=url + "/health" if health else None,
-        ).start()  # fmt: skip
+    def start(module: str, *args: str) -> str:
+        process, url = start_service(module, *args, log_dir=tmp_path, env=env, timeout=180)
         processes.append(process)
-        if health:
-            process.wait_healthy(timeout=180)
         return url
 
     try:
         generator = start("services.generator", "--model", str(pretrained["policy"]))
         rewarder = start("services.rewarder", "--model", rm.checkpoint)
-        start("services.trainer", health=False)
+        processes.append(start_process("services.trainer", log_dir=tmp_path, env=env))
         env.update(GENERATOR_URL=generator, REWARDER_URL=rewarder, ARTIFACTS_DIR=str(tmp_path / "art"))
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'runs.db'}"
         orchestrator = start("orchestrator")

@@ -6,15 +6,13 @@ environment only).
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI
 
 from raftflow.modeling import set_torch_threads
-from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
-from raftflow.server import add_request_limits, bearer_auth, metrics_endpoint
+from raftflow.server.app import create_service_app
 from services.generator.engine import Engine
 from services.generator.errors import install_error_handlers
 from services.generator.metrics import GeneratorMetrics
@@ -53,35 +51,14 @@ def create_app(settings: GeneratorSettings | None = None) -> FastAPI:
         finally:
             await engine.close()
 
-    app = FastAPI(title="raftflow generator", lifespan=lifespan)
-    app.state.settings = settings
+    app = create_service_app(
+        "generator",
+        settings,
+        metrics.registry,
+        lifespan,
+        public=(health.public, models.public, tgi.public),
+        protected=(completions.protected, logprobs.protected, models.protected, tgi.protected),
+    )
     app.state.metrics = metrics
     install_error_handlers(app)
-
-    # service_api_token refuses a tokenless start unless RAFTFLOW_ALLOW_NO_AUTH says auth is off on purpose.
-    auth = [Depends(bearer_auth(settings.service_api_token()))]
-    for router in (health.public, models.public, tgi.public):
-        app.include_router(router)
-    for router in (completions.protected, logprobs.protected, models.protected, tgi.protected):
-        # Documented: the 401 of the auth check, and the body errors (every protected route takes one).
-        app.include_router(router, dependencies=auth, responses={**UNAUTHORIZED, **BODY_ERRORS})
-    app.add_route("/metrics", metrics_endpoint(metrics.registry), include_in_schema=False)
-
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status_code = 500
-        try:
-            response = await call_next(request)
-            status_code = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            label = getattr(route, "path", "unmatched")
-            metrics.http_requests.labels(route=label, status=str(status_code)).inc()
-            metrics.request_seconds.labels(route=label).observe(time.perf_counter() - started)
-
-    add_request_limits(app, settings)  # outermost: size and time limits before any buffering
     return app

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from pydantic import ValidationError
-
 from raftflow.server import serve
+from raftflow.server.entry import settings_from_flags
 from services.generator.settings import GeneratorSettings
 
 
@@ -61,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_settings(argv: list[str] | None = None) -> GeneratorSettings:
-    parser = build_parser()
-    flags = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not None}
-    try:
-        return GeneratorSettings(**flags)
-    except ValidationError as exc:
-        parser.error(str(exc))  # exits with status 2 and the reason
+    return settings_from_flags(build_parser(), GeneratorSettings, argv)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,19 +12,6 @@ _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 class GeneratorMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.http_requests = Counter(
-            "generator_http_requests",
-            "HTTP requests by route and status code.",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "generator_request_seconds",
-            "Wall time of HTTP requests by route.",
-            ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=self.registry,
-        )
         self.in_progress = Gauge(
             "generator_generations_in_progress",
             "Generation requests being served now (queued or running).",

@@ -10,16 +10,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-import raftflow
 from raftflow.conversation import recorded_format, resolve_format
 from raftflow.modeling import set_torch_threads
-from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
-from raftflow.server import add_request_limits, bearer_auth, metrics_endpoint
+from raftflow.server.app import create_service_app
 from services.rewarder.calibration import calibrate
-from services.rewarder.metrics import RequestMetricsMiddleware, RewarderMetrics
+from services.rewarder.metrics import RewarderMetrics
 from services.rewarder.routes import health, info, openrlhf, score
 from services.rewarder.scoring import Scorer
 from services.rewarder.settings import RewarderSettings
@@ -42,19 +40,15 @@ def create_app(settings: RewarderSettings | None = None) -> FastAPI:
         finally:
             await scorer.stop()
 
-    app = FastAPI(title="raftflow rewarder", version=raftflow.__version__, lifespan=lifespan)
-    app.state.settings = settings
+    app = create_service_app(
+        "rewarder",
+        settings,
+        metrics.registry,
+        lifespan,
+        public=(info.router, health.router),
+        protected=(score.router, openrlhf.router),
+    )
     app.state.metrics = metrics
-    # service_api_token refuses a tokenless start unless RAFTFLOW_ALLOW_NO_AUTH says auth is off on purpose.
-    auth = Depends(bearer_auth(settings.service_api_token()))
-    documented = {**UNAUTHORIZED, **BODY_ERRORS}  # the auth check's 401, the body errors of a POST
-    app.include_router(score.router, dependencies=[auth], responses=documented)
-    app.include_router(openrlhf.router, dependencies=[auth], responses=documented)
-    app.include_router(info.router)
-    app.include_router(health.router)
-    app.add_route("/metrics", metrics_endpoint(metrics.registry), methods=["GET"], include_in_schema=False)
-    add_request_limits(app, settings)  # head and body size limits, body read timeout
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)  # outermost: counts the 413s too
     app.add_exception_handler(RewardSourceError, _source_failed)
     return app
 

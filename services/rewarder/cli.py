@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from pydantic import ValidationError
-
+from raftflow.server.entry import settings_from_flags
 from services.rewarder.settings import RewarderSettings
 
 FLAGS = (
@@ -53,11 +52,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_settings(argv: list[str] | None = None) -> RewarderSettings:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    given = {name: value for name, value in vars(args).items() if value is not None}
-    try:
-        return RewarderSettings(**given)
-    except ValidationError as exc:
-        parser.error(str(exc))
-        raise  # unreachable: parser.error exits
+    return settings_from_flags(build_parser(), RewarderSettings, argv)

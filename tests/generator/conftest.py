@@ -16,10 +16,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
+from raftflow.processes import ServiceProcess
+from tests.processes import start_service
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "generator-test-token"
 
 # The shared server's limits: small, so the limit tests are cheap, and a token budget that a
@@ -60,21 +59,14 @@ class Generator:
 
 
 def start_generator(log_dir: Path, *args: str, env: dict[str, str] | None = None) -> Generator:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ServiceProcess(
+    process, url = start_service(
+        "services.generator",
+        *args,
+        log_dir=log_dir,
         name="generator",
-        args=python_module("services.generator", "--port", str(port), *args),
-        log_path=log_dir / f"generator-{port}.log",
         env={"RAFTFLOW_API_TOKEN": TOKEN, **(env or {})},
-        cwd=REPO_ROOT,
-        health_url=url + "/health",
-    ).start()
-    try:
-        process.wait_healthy(timeout=120)
-    except BaseException:
-        process.stop()
-        raise
+        timeout=120,
+    )
     return Generator(process=process, url=url)
 
 

@@ -148,7 +148,7 @@ def test_metrics_count_requests_and_tokens(generator: Generator) -> None:
     )
     text = httpx.get(generator.url + "/metrics").text
     for name in (
-        "generator_request_seconds_bucket",
+        "generator_http_request_seconds_bucket",
         "generator_batch_seconds_bucket",
         "generator_prompt_tokens",
     ):

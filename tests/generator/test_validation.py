@@ -111,7 +111,11 @@ def test_malformed_json_is_a_422_and_the_service_lives_on(generator: Generator) 
 
 
 def test_a_body_over_the_size_limit_is_refused_before_it_is_read(generator: Generator) -> None:
+    refused = {"route": "/v1/completions", "status": "413"}
+    before = generator.metric("generator_http_requests_total", **refused)
     response = generator.post("/v1/completions", {"prompt": "x" * (MAX_BODY_BYTES + 1)})
     assert response.status_code == 413
     assert str(MAX_BODY_BYTES) in response.json()["detail"]
+    # counted under its route although refused before routing, as every service does (the skeleton)
+    assert generator.metric("generator_http_requests_total", **refused) == before + 1
     assert generator.complete(prompt="small", max_tokens=2)["choices"]

@@ -13,10 +13,9 @@ import httpx
 import pytest
 import redis
 
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
+from raftflow.processes import ServiceProcess
+from tests.processes import redis_db, start_process, start_service
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WORDS = [
     "the",
     "cat",
@@ -63,24 +62,21 @@ class Stack:
     ) -> tuple[ServiceProcess, str]:
         """An orchestrator whose DB and artifacts live in ``state_dir``: start a second one on the same
         dir to play a restart; use another dir for an independent one. ``env`` adds settings."""
-        port = free_port()
         env = {
             **self.env,
             **(env or {}),
             "ARTIFACTS_DIR": str(state_dir / "artifacts"),
             "DATABASE_URL": f"sqlite:///{state_dir / 'orchestrator.db'}",
         }
-        process = ServiceProcess(
-            name,
-            python_module("orchestrator", "--port", str(port)),
-            log_path=self.tmp / f"{name}-{port}.log",
-            env=env,
-            cwd=REPO_ROOT,
-            health_url=f"http://127.0.0.1:{port}/health",
-        ).start()
+        process, url = start_service("orchestrator", log_dir=self.tmp, name=name, env=env, timeout=60)
         self.processes.append(process)
-        process.wait_healthy(timeout=60)
-        return process, f"http://127.0.0.1:{port}"
+        return process, url
+
+    def start_service(self, module: str, model: Path, name: str) -> tuple[ServiceProcess, str]:
+        """Another generator or rewarder on the stack's Redis and settings, stopped with the stack."""
+        process, url = start_service(module, "--model", str(model), log_dir=self.tmp, name=name, env=self.env)
+        self.processes.append(process)
+        return process, url
 
     @staticmethod
     def wait(base_url: str, run_id: str, statuses: set[str], timeout: float = 240.0, until=None) -> dict:
@@ -117,7 +113,7 @@ def wait_for_run(base_url: str, run_id: str, statuses: set[str], timeout: float 
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models, redis_server_url: str) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("stack")
     # A DB index of its own, flushed: queued jobs of other tests must not reach this worker.
-    redis_url = redis_server_url.rsplit("/", 1)[0] + "/14"
+    redis_url = redis_db(redis_server_url, 14)
     redis.Redis.from_url(redis_url).flushdb()
     env = {
         "REDIS_URL": redis_url,
@@ -127,25 +123,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models, redis_server_ur
     processes: list[ServiceProcess] = []
 
     def start(name: str, module: str, *args: str) -> str:
-        port = free_port()
-        proc = ServiceProcess(
-            name,
-            python_module(module, "--port", str(port), *args),
-            log_path=tmp / f"{name}.log",
-            env=env,
-            cwd=REPO_ROOT,
-            health_url=f"http://127.0.0.1:{port}/health",
-        ).start()
-        processes.append(proc)
-        proc.wait_healthy(timeout=90)
-        return f"http://127.0.0.1:{port}"
+        process, url = start_service(module, *args, log_dir=tmp, name=name, env=env)
+        processes.append(process)
+        return url
 
     try:
         generator_url = start("generator", "services.generator", "--model", str(tiny_models["policy"]))
         rewarder_url = start("rewarder", "services.rewarder", "--model", str(tiny_models["reward"]))
-        worker = ServiceProcess(
-            "trainer", python_module("services.trainer"), log_path=tmp / "trainer.log", env=env, cwd=REPO_ROOT
-        ).start()
+        worker = start_process("services.trainer", log_dir=tmp, name="trainer", env=env)
         processes.append(worker)
         env = {**env, "GENERATOR_URL": generator_url, "REWARDER_URL": rewarder_url}
         yield Stack(

@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.processes import REPO_ROOT
 from tests.tracker_readers import mlflow_metric, mlflow_run, tensorboard_scalars
-
-from .conftest import REPO_ROOT
 
 TOKEN = "dashboard-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,33 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
-from tests.orchestrator.conftest import REPO_ROOT
-
-
-def start_service(stack, module: str, model: Path, name: str) -> tuple[ServiceProcess, str]:
-    port = free_port()
-    process = ServiceProcess(
-        name,
-        python_module(module, "--port", str(port), "--model", str(model)),
-        log_path=stack.tmp / f"{name}-{port}.log",
-        env=stack.env,
-        cwd=REPO_ROOT,
-        health_url=f"http://127.0.0.1:{port}/health",
-    ).start()
-    stack.processes.append(process)
-    process.wait_healthy(timeout=90)
-    return process, f"http://127.0.0.1:{port}"
-
 
 @pytest.fixture(scope="module")
 def replicas(stack) -> Iterator[dict[str, list]]:
     """Two more generators and one more rewarder beside the stack's own."""
     generators = [
-        start_service(stack, "services.generator", stack.models["policy"], f"gen-r{i}") for i in (1, 2)
+        stack.start_service("services.generator", stack.models["policy"], f"gen-r{i}") for i in (1, 2)
     ]
-    rewarder = start_service(stack, "services.rewarder", stack.models["reward"], "rew-r1")
+    rewarder = stack.start_service("services.rewarder", stack.models["reward"], "rew-r1")
     yield {"generators": generators, "rewarders": [rewarder]}
     for process, _ in [*generators, rewarder]:
         process.stop()

@@ -129,3 +129,35 @@ def test_request_limits_and_uvicorn_options_cut_off_slow_clients() -> None:
     finally:
         server.should_exit = True
         thread.join(5)
+
+
+def test_every_service_app_has_the_same_skeleton(monkeypatch) -> None:
+    """Generator, rewarder and orchestrator are built by one factory: the same version, /metrics with
+    the same request series, and a refusal by the size limit counted under its route template."""
+    from fastapi.testclient import TestClient
+
+    import raftflow
+    from orchestrator.main import create_app as orchestrator_app
+    from orchestrator.settings import OrchestratorSettings
+    from services.generator.app import create_app as generator_app
+    from services.generator.settings import GeneratorSettings
+    from services.rewarder.app import create_app as rewarder_app
+    from services.rewarder.settings import RewarderSettings
+
+    monkeypatch.setenv("RAFTFLOW_ALLOW_NO_AUTH", "1")
+    limit = {"max_body_bytes": 2048}
+    apps = {
+        "generator": (generator_app(GeneratorSettings(model="unused", **limit)), "/v1/completions"),
+        "rewarder": (rewarder_app(RewarderSettings(function="pkg.mod:fn", **limit)), "/score"),
+        "orchestrator": (orchestrator_app(OrchestratorSettings(**limit)), "/iterations/{run_id}/checkpoint"),
+    }
+    for service, (app, route) in apps.items():
+        assert app.version == raftflow.__version__ and app.title == f"raftflow {service}"
+        # No lifespan (no model is loaded): the limit refuses the body before any route runs.
+        client = TestClient(app)
+        path = route.replace("{run_id}", "abc")
+        response = client.post(path, content=b"x" * 4096, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        metrics = client.get("/metrics").text
+        assert f'{service}_http_requests_total{{route="{route}",status="413"}} 1.0' in metrics, service
+        assert f'{service}_http_request_seconds_count{{route="{route}"}} 1.0' in metrics, service

@@ -23,10 +23,9 @@ import redis
 
 from raftflow.celery_config import QUEUE, ledger_key
 from raftflow.embedded_redis import EmbeddedRedis
-from raftflow.processes import ServiceProcess, python_module
+from raftflow.processes import ServiceProcess
 from raftflow.server import free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import start_process
 
 # The worker's redelivery knobs, short so that the job of a worker killed whole is re-queued within
 # seconds: its lock expires after TRAINER_LOCK_TTL and a live worker's scan (every
@@ -50,6 +49,23 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def bytes_waiting_at(port: int) -> int:
+    """Bytes sent to the server on 127.0.0.1:``port`` that it has not read yet (the receive queues of
+    its connections, /proc/net/tcp): > 0 once a request reached a paused service."""
+    waiting = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # ESTABLISHED
+                waiting += int(fields[4].split(":")[1], 16)  # tx_queue:rx_queue
+    return waiting
 
 
 def pool_children(pid: int) -> list[int]:
@@ -123,7 +139,7 @@ class FaultStack:
     def start(self, name: str, wait: bool = True, **env: str) -> ServiceProcess:
         """Start ``name`` (generator, rewarder, trainer, orchestrator) on its fixed port and state."""
         if name == "trainer":
-            args = python_module("services.trainer", f"--hostname=trainer{self._starts.get(name, 0)}@%h")
+            module, args = "services.trainer", [f"--hostname=trainer{self._starts.get(name, 0)}@%h"]
             health = None
         else:
             module = {"generator": "services.generator", "rewarder": "services.rewarder"}.get(name, name)
@@ -131,17 +147,15 @@ class FaultStack:
                 "generator": ["--model", str(self.models["policy"])],
                 "rewarder": ["--model", str(self.models["reward"])],
             }.get(name, [])
-            args = python_module(module, "--port", str(self.ports[name]), *model)
+            args = ["--port", str(self.ports[name]), *model]
             health = f"{self.url(name)}/health"
         count = self._starts[name] = self._starts.get(name, 0) + 1
-        process = ServiceProcess(
-            name,
-            args,
-            log_path=self.tmp / "logs" / f"{name}-{count}.log",
-            env=self.env(**env),
-            cwd=REPO_ROOT,
-            health_url=health,
-        ).start()
+        # The same port on every start (a restart is the same service to its clients), so not
+        # tests.processes.start_service, which picks a free one.
+        process = start_process(
+            module, *args, log_dir=self.tmp / "logs", name=f"{name}-{count}", env=self.env(**env)
+        )
+        process.health_url = health
         self.services[name] = process
         if wait:
             self.wait_up(name)

@@ -50,7 +50,13 @@ from typing import Any
 import pytest
 
 from tests.orchestrator.conftest import write_prompts
-from tests.reliability.fault_stack import FaultStack, artifact_problems, pool_children, wait_until
+from tests.reliability.fault_stack import (
+    FaultStack,
+    artifact_problems,
+    bytes_waiting_at,
+    pool_children,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # slow: see `make test-slow`
 
@@ -255,7 +261,7 @@ def test_orchestrator_killed_mid_score_and_mid_sample(
         run_id = stack.submit()
         run_dir = stack.run_dir(run_id)
         stack.wait_for(run_id, in_stage(0, "score"), 60, "iteration 0 scoring")
-        time.sleep(0.3)  # the request is sent and waiting on the paused rewarder
+        wait_until(lambda: bytes_waiting_at(stack.ports["rewarder"]), 30, "a request at the paused rewarder")
         stack.kill("orchestrator")
     finally:
         stack.resume("rewarder")
@@ -438,7 +444,7 @@ def test_rewarder_killed_mid_score(
     try:
         run_id = stack.submit()
         stack.wait_for(run_id, in_stage(0, "score"), 60, "iteration 0 scoring")
-        time.sleep(0.3)  # the request is sent and waiting on the paused rewarder
+        wait_until(lambda: bytes_waiting_at(stack.ports["rewarder"]), 30, "a request at the paused rewarder")
     except BaseException:
         stack.resume("rewarder")
         raise

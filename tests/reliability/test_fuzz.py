@@ -53,11 +53,10 @@ from schemathesis.specs.openapi.checks import (
 from raftflow.celery_config import TASK_REWARD_MODEL, TASK_SFT, make_celery_app
 from raftflow.clients.trainer import JobFailed, TrainerClient
 from raftflow.data import PromptResponse, write_text2text
-from raftflow.processes import ServiceProcess, python_module
 from raftflow.schemas.jobs import SFTJob, TrainingConfig
 from raftflow.server import free_port
+from tests.processes import start_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "fuzz-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FUZZ_SEED = int(os.environ.get("RAFTFLOW_FUZZ_SEED", "8"))
@@ -460,13 +459,14 @@ def test_trainer_queue_rejects_malformed_jobs_and_keeps_serving(
     # A queue of its own (the worker's --queues, the last value winning): a worker of another test on
     # the same Redis must not take these messages, nor this worker theirs.
     queue = f"fuzz-{uuid.uuid4().hex[:8]}"
-    worker = ServiceProcess(
-        "trainer",
-        python_module("services.trainer", "--hostname=fuzz@%h", f"--queues={queue}"),
-        log_path=tmp_path / "worker.log",
+    worker = start_process(
+        "services.trainer",
+        "--hostname=fuzz@%h",
+        f"--queues={queue}",
+        log_dir=tmp_path,
+        name="worker",
         env={"REDIS_URL": redis_url, "TRAINER_PATH_ROOTS": json.dumps([str(root), str(valid.model)])},
-        cwd=REPO_ROOT,
-    ).start()
+    )
     producer = make_celery_app("fuzz-producer", redis_url)
     started = time.monotonic()
     try:

@@ -18,12 +18,12 @@ import redis
 from orchestrator.paths import PATH_FIELDS
 from raftflow.celery_config import LEDGER_DELIVERIES, ledger_key
 from raftflow.clients.trainer import JobFailed, TrainerClient
-from raftflow.processes import ServiceProcess, python_module
+from raftflow.processes import ServiceProcess
 from raftflow.schemas.jobs import SFTJob, TrainingJob
 from raftflow.schemas.runs import RunRequest
 from services.trainer.paths import PATH_FIELDS as JOB_PATH_FIELDS
+from tests.processes import start_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = '{"prompt": "hello"}\n{"prompt": "world"}\n'
 
 
@@ -153,14 +153,14 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Servi
     started: list[ServiceProcess] = []
 
     def start(**env: str) -> ServiceProcess:
-        process = ServiceProcess(
-            name="trainer",
-            args=python_module("services.trainer", f"--hostname=paths{len(started)}@%h"),
-            log_path=tmp_path / f"worker-{len(started)}.log",
+        process = start_process(
+            "services.trainer",
+            f"--hostname=paths{len(started)}@%h",
+            log_dir=tmp_path,
+            name=f"worker-{len(started)}",
             # No preload: these jobs must fail before training, so torch is never needed.
             env={"REDIS_URL": redis_url, "TRAINER_PRELOAD": "false", **env},
-            cwd=REPO_ROOT,
-        ).start()
+        )
         started.append(process)
         return process
 

@@ -41,12 +41,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from raftflow.celery_config import QUEUE, TASK_SFT, make_celery_app
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import PromptResponse, write_text2text
-from raftflow.processes import ServiceProcess, python_module
+from raftflow.processes import ServiceProcess
 from raftflow.schemas.jobs import SFTJob, TrainingConfig
 from raftflow.server import free_port
+from tests.processes import REPO_ROOT, start_process, start_service
 from tests.reliability.conftest import RecordFn
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "security-test-token"  # the generator's and the orchestrators'
 REWARDER_TOKEN = "rewarder-only-token"  # differs: an orchestrator holding TOKEN is unauthorized there
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -97,19 +97,15 @@ def launch(
     """``python -m module --port P args`` with ``env`` over ours; RAFTFLOW_API_TOKEN_FILE and
     RAFTFLOW_API_TOKEN are removed from the inherited environment unless ``env`` sets them, so
     what auth a process gets is exactly what the test gave it."""
-    port = free_port()
-    process = ServiceProcess(
-        name,
-        python_module(module, "--port", str(port), *args),
-        log_path=log_dir / f"{name}-{port}.log",
+    return start_service(
+        module,
+        *args,
+        log_dir=log_dir,
+        name=name,
         env=env,
-        cwd=REPO_ROOT,
-        health_url=f"http://127.0.0.1:{port}/health",
+        wait=False,
+        drop_env=("RAFTFLOW_API_TOKEN_FILE", "RAFTFLOW_API_TOKEN"),
     )
-    for var in ("RAFTFLOW_API_TOKEN_FILE", "RAFTFLOW_API_TOKEN"):
-        if var not in env:
-            process.env.pop(var, None)
-    return process.start(), f"http://127.0.0.1:{port}"
 
 
 def orchestrator_env(state: Path, token: str | None = TOKEN, **extra: str) -> dict[str, str]:
@@ -497,7 +493,7 @@ def test_orchestrator_sends_its_token_and_an_unauthorized_rewarder_fails_the_run
     )
     gen, rew = services.generator_url, services.rewarder_url
     sampled_before = metric(gen, "generator_http_requests_total", route="/v1/completions", status="200")
-    refused_before = metric(rew, "rewarder_requests_total", endpoint="/score", status="401")
+    refused_before = metric(rew, "rewarder_http_requests_total", route="/score", status="401")
 
     started = time.monotonic()
     created = httpx.post(
@@ -523,7 +519,7 @@ def test_orchestrator_sends_its_token_and_an_unauthorized_rewarder_fails_the_run
     sampled = (
         metric(gen, "generator_http_requests_total", route="/v1/completions", status="200") - sampled_before
     )
-    refused = metric(rew, "rewarder_requests_total", endpoint="/score", status="401") - refused_before
+    refused = metric(rew, "rewarder_http_requests_total", route="/score", status="401") - refused_before
     assert sampled >= 1, "the orchestrator never got a sample from the generator: its token was not sent"
     assert 1 <= refused <= 4, f"{refused} refused /score calls: a 401 must not be retried"
 
@@ -556,13 +552,13 @@ def test_a_pickle_message_on_the_queue_is_refused_and_the_worker_keeps_serving(
     """Anyone who can write to Redis can publish a message; with pickle accepted that is code
     execution in the worker. The worker must refuse the content type without deserializing it."""
     # The trainer worker as tests/trainer/conftest.py starts it (its fixtures are not visible here).
-    worker = ServiceProcess(
-        "trainer",
-        python_module("services.trainer", "--hostname=security@%h"),
-        log_path=tmp_path / "worker.log",
+    worker = start_process(
+        "services.trainer",
+        "--hostname=security@%h",
+        log_dir=tmp_path,
+        name="worker",
         env={"REDIS_URL": redis_url},
-        cwd=REPO_ROOT,
-    ).start()
+    )
     try:
         refused_and_served(worker, tiny_models, redis_url, tmp_path)
     finally:

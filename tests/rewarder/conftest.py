@@ -15,13 +15,12 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
+from raftflow.processes import ServiceProcess
+from tests.processes import start_service
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TOLERANCE = 1e-5
@@ -58,19 +57,10 @@ def running_rewarder(
 ) -> Iterator[Rewarder]:
     """``python -m services.rewarder ARGS`` on a loopback port (a free one by default), stopped on exit.
     ``wait=False`` returns as soon as the process is started (for clients that must wait for it)."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = ServiceProcess(
-        name="services.rewarder",
-        args=python_module("services.rewarder", "--port", str(port), *args),
-        log_path=log_dir / f"rewarder-{port}.log",
-        env=env,
-        cwd=REPO_ROOT,
-        health_url=url + "/health",
-    ).start()
+    process, url = start_service(
+        "services.rewarder", *args, log_dir=log_dir, name="rewarder", env=env, port=port, wait=wait
+    )
     try:
-        if wait:
-            process.wait_healthy(timeout=90)
         token = (env or {}).get("RAFTFLOW_API_TOKEN")
         yield Rewarder(process, url, {"Authorization": f"Bearer {token}"} if token else {})
     finally:

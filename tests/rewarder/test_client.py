@@ -62,7 +62,7 @@ def run(coro):
 
 
 def test_score_chunks_requests_and_keeps_order(rewarder: Rewarder):
-    requests_before = rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="200"')
+    requests_before = rewarder.metric("rewarder_http_requests_total", 'route="/score",status="200"')
 
     async def call() -> list[float]:
         async with RewarderClient(rewarder.url, api_token=TOKEN, items_per_request=3) as client:
@@ -70,7 +70,8 @@ def test_score_chunks_requests_and_keeps_order(rewarder: Rewarder):
 
     scores = run(call())
     assert scores == pytest.approx([vader_compound(r) for r in RESPONSES], abs=1e-12)
-    requests = rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="200"') - requests_before
+    requests = rewarder.metric("rewarder_http_requests_total", 'route="/score",status="200"')
+    requests -= requests_before
     assert requests == 4  # ceil(11 / 3)
 
 

@@ -91,7 +91,7 @@ def test_a_failing_function_fails_only_its_own_request(buggy: Rewarder):
     assert good.json()["scores"] == pytest.approx([vader_compound("a lovely day")])
     assert also_good.json()["scores"] == pytest.approx([vader_compound("sad news"), vader_compound("ok")])
     assert buggy.process.alive() and buggy.get("/health").status_code == 200
-    assert buggy.metric("rewarder_requests_total", 'endpoint="/score",status="500"') == 1
+    assert buggy.metric("rewarder_http_requests_total", 'route="/score",status="500"') == 1
 
 
 def test_the_client_retries_a_5xx_then_gives_up(buggy: Rewarder):
@@ -103,4 +103,4 @@ def test_the_client_retries_a_5xx_then_gives_up(buggy: Rewarder):
         asyncio.run(call())
     assert caught.value.component == "rewarder"
     assert caught.value.waited_s >= 0.5
-    assert buggy.metric("rewarder_requests_total", 'endpoint="/score",status="500"') >= 2
+    assert buggy.metric("rewarder_http_requests_total", 'route="/score",status="500"') >= 2

@@ -212,15 +212,15 @@ def test_info_names_the_model_and_its_limits(rewarder: Rewarder, tiny_models: di
 
 def test_metrics_count_requests_items_and_batches(rewarder: Rewarder):
     before = {
-        "ok": rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="200"'),
-        "bad": rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="422"'),
+        "ok": rewarder.metric("rewarder_http_requests_total", 'route="/score",status="200"'),
+        "bad": rewarder.metric("rewarder_http_requests_total", 'route="/score",status="422"'),
         "items": rewarder.metric("rewarder_items_total", 'endpoint="/score"'),
         "batched": rewarder.metric("rewarder_batch_size_sum"),
     }
     assert rewarder.post("/score", {"texts": ["one", "two", "three"]}).status_code == 200
     assert rewarder.post("/score", {"texts": []}).status_code == 422
-    assert rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="200"') == before["ok"] + 1
-    assert rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="422"') == before["bad"] + 1
+    assert rewarder.metric("rewarder_http_requests_total", 'route="/score",status="200"') == before["ok"] + 1
+    assert rewarder.metric("rewarder_http_requests_total", 'route="/score",status="422"') == before["bad"] + 1
     assert rewarder.metric("rewarder_items_total", 'endpoint="/score"') == before["items"] + 3
     assert rewarder.metric("rewarder_batch_size_sum") == before["batched"] + 3
-    assert rewarder.metric("rewarder_request_latency_seconds_count", 'endpoint="/score"') > 0
+    assert rewarder.metric("rewarder_http_request_seconds_count", 'route="/score"') > 0

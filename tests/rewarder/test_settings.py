@@ -6,7 +6,7 @@ import pytest
 
 from services.rewarder.cli import FLAGS, build_parser, flag_help, parse_settings
 from services.rewarder.settings import RewarderSettings
-from tests.rewarder.conftest import REPO_ROOT
+from tests.processes import REPO_ROOT
 
 
 def test_env_is_read_with_the_prefix(monkeypatch: pytest.MonkeyPatch):

@@ -7,21 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.processes import ServiceProcess, python_module
-from raftflow.server import free_port
 from services.rewarder.routes.openrlhf import with_single_eos
-from tests.rewarder.conftest import REPO_ROOT
-
-
-def start(tmp_path: Path, *args: str) -> ServiceProcess:
-    port = free_port()
-    return ServiceProcess(
-        name="services.rewarder",
-        args=python_module("services.rewarder", "--port", str(port), *args),
-        log_path=tmp_path / "rewarder.log",
-        cwd=REPO_ROOT,
-        health_url=f"http://127.0.0.1:{port}/health",
-    ).start()
+from tests.processes import start_service
 
 
 @pytest.mark.parametrize(
@@ -37,13 +24,9 @@ def start(tmp_path: Path, *args: str) -> ServiceProcess:
 def test_a_bad_configuration_ends_the_process_with_the_reason(
     tmp_path: Path, args: tuple[str, ...], reason: str
 ):
-    process = start(tmp_path, *args)
-    try:
-        with pytest.raises(RuntimeError, match="exited during start-up") as caught:
-            process.wait_healthy(timeout=60)
-        assert reason in str(caught.value)
-    finally:
-        process.stop()
+    with pytest.raises(RuntimeError, match="exited during start-up") as caught:
+        start_service("services.rewarder", *args, log_dir=tmp_path, timeout=60)
+    assert reason in str(caught.value)
 
 
 def test_openrlhf_query_cleanup_leaves_exactly_one_eos():

@@ -101,7 +101,7 @@ def test_a_body_over_the_byte_limit_is_a_413(rewarder: Rewarder):
     response = rewarder.post("/score", {"texts": ["y" * (MAX_BODY + 1)]})
     assert response.status_code == 413
     assert f"{MAX_BODY}-byte limit" in response.json()["detail"]
-    assert rewarder.metric("rewarder_requests_total", 'endpoint="/score",status="413"') == 1
+    assert rewarder.metric("rewarder_http_requests_total", 'route="/score",status="413"') == 1
 
 
 def test_the_service_survives_all_of_it(rewarder: Rewarder):

@@ -11,9 +11,9 @@ import pytest
 
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import PreferencePair, PromptResponse, write_preferences_jsonl, write_text2text
-from raftflow.processes import ServiceProcess, python_module
+from raftflow.processes import ServiceProcess
+from tests.processes import start_process
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBJECTS = [
     "The cat",
     "My friend",
@@ -72,13 +72,13 @@ def start_worker(redis_url: str, tmp_path: Path) -> Iterator[Callable[..., Servi
 
     def start(**env: str) -> ServiceProcess:
         index = len(started)
-        process = ServiceProcess(
-            name=f"trainer-{index}",
-            args=python_module("services.trainer", f"--hostname=trainer{index}@%h"),
-            log_path=tmp_path / f"worker-{index}.log",
+        process = start_process(
+            "services.trainer",
+            f"--hostname=trainer{index}@%h",
+            log_dir=tmp_path,
+            name=f"worker-{index}",
             env={"REDIS_URL": redis_url, "TRAINER_PROGRESS_INTERVAL": "0.1", **env},
-            cwd=REPO_ROOT,
-        ).start()
+        )
         started.append(process)
         return process
 

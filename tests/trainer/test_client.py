@@ -15,8 +15,7 @@ from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.trainer import TrainerClient
 from raftflow.schemas.jobs import SFTJob
 from raftflow.server import free_port
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import REPO_ROOT
 
 
 def test_unreachable_broker_raises_component_unavailable(tmp_path: Path) -> None:
