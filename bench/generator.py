@@ -33,7 +33,7 @@ import httpx
 from raftflow.modeling import load_causal_lm, load_tokenizer, resolve_device
 from raftflow.processes import ServiceProcess, python_module
 from raftflow.server import free_port
-from raftflow.tiny_models import build_models, read_fortunes
+from raftflow_cli.tiny_models import build_models, read_fortunes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_VS_BATCHED = 0.95

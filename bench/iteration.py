@@ -31,14 +31,14 @@ os.environ.setdefault("RAFTFLOW_TORCH_THREADS", "1")
 from orchestrator.backends import open_backends  # noqa: E402
 from orchestrator.raft_loop import Backends, RunContext, run_iteration  # noqa: E402
 from orchestrator.settings import OrchestratorSettings  # noqa: E402
-from raftflow.cli.local_backends import LocalSampler, LocalScorer  # noqa: E402
 from raftflow.data import write_text2text  # noqa: E402
-from raftflow.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
 from raftflow.processes import ServiceProcess, python_module  # noqa: E402
 from raftflow.schemas.jobs import JobResult, SFTJob, TrainingConfig  # noqa: E402
 from raftflow.schemas.runs import RunRequest, StageProgress  # noqa: E402
 from raftflow.server import free_port  # noqa: E402
-from raftflow.tiny_models import build_models, read_fortunes  # noqa: E402
+from raftflow_cli.commands.local_backends import LocalSampler, LocalScorer  # noqa: E402
+from raftflow_cli.embedded_redis import EmbeddedRedis, redis_reachable  # noqa: E402
+from raftflow_cli.tiny_models import build_models, read_fortunes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

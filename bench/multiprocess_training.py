@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from raftflow.data import PromptResponse, write_text2text  # noqa: E402
 from raftflow.schemas.jobs import SFTJob, TrainingConfig  # noqa: E402
-from raftflow.tiny_models import TinyModelConfig, build_models, read_fortunes  # noqa: E402
+from raftflow_cli.tiny_models import TinyModelConfig, build_models, read_fortunes  # noqa: E402
 from services.trainer.jobs import run_job  # noqa: E402
 from services.trainer.settings import TrainerSettings  # noqa: E402
 

@@ -30,7 +30,7 @@ from raftflow.processes import ServiceProcess, python_module  # noqa: E402
 from raftflow.schemas.generation import SamplingParams  # noqa: E402
 from raftflow.server import free_port  # noqa: E402
 from raftflow.stages import sample_prompts  # noqa: E402
-from raftflow.tiny_models import build_models, read_fortunes  # noqa: E402
+from raftflow_cli.tiny_models import build_models, read_fortunes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

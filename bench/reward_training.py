@@ -91,9 +91,9 @@ def main() -> None:
         return
 
     from raftflow.data import PreferencePair, write_preferences_jsonl
-    from raftflow.demo.hh_config import HHData
-    from raftflow.demo.hh_data import usable_records
-    from raftflow.pretrained import PretrainedUnavailable, build_reward_backbone
+    from raftflow_cli.demo.hh_config import HHData
+    from raftflow_cli.demo.hh_data import usable_records
+    from raftflow_cli.pretrained import PretrainedUnavailable, build_reward_backbone
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -35,7 +35,7 @@ import aiohttp
 from raftflow.conversation import render_pair
 from raftflow.processes import ServiceProcess, python_module
 from raftflow.server import free_port
-from raftflow.tiny_models import build_models, read_fortunes
+from raftflow_cli.tiny_models import build_models, read_fortunes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_VS_DIRECT = 0.9  # issue 16 (was 0.8)

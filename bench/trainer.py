@@ -41,10 +41,10 @@ from pathlib import Path
 
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import PromptResponse, load_pairs, write_text2text
-from raftflow.embedded_redis import EmbeddedRedis
 from raftflow.processes import ServiceProcess, python_module
 from raftflow.schemas.jobs import SFTJob, TrainingConfig
-from raftflow.tiny_models import build_models, read_fortunes
+from raftflow_cli.embedded_redis import EmbeddedRedis
+from raftflow_cli.tiny_models import build_models, read_fortunes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.95

@@ -35,14 +35,14 @@ os.environ.setdefault("RAFTFLOW_ALLOW_NO_AUTH", "1")
 import httpx  # noqa: E402
 
 from raftflow.clients.generator import CompletionsClient  # noqa: E402
-from raftflow.demo.hh_config import HHData  # noqa: E402
-from raftflow.demo.hh_data import usable_records  # noqa: E402
 from raftflow.modeling import load_tokenizer  # noqa: E402
-from raftflow.pretrained import build_pretrained  # noqa: E402
 from raftflow.processes import ServiceProcess, python_module  # noqa: E402
 from raftflow.schemas.generation import SamplingParams  # noqa: E402
 from raftflow.server import free_port  # noqa: E402
 from raftflow.stages import sample_prompts  # noqa: E402
+from raftflow_cli.demo.hh_config import HHData  # noqa: E402
+from raftflow_cli.demo.hh_data import usable_records  # noqa: E402
+from raftflow_cli.pretrained import build_pretrained  # noqa: E402
 from services.generator.engine.prompt_codec import PromptCodec  # noqa: E402
 from services.generator.engine.vllm_server import SERVED_NAME, default_vllm_python  # noqa: E402
 

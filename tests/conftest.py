@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from raftflow.embedded_redis import EmbeddedRedis
 from raftflow.processes import ServiceProcess
+from raftflow_cli.embedded_redis import EmbeddedRedis
 from tests import processes
 from tests.processes import REPO_ROOT, redis_db
 
@@ -42,7 +42,7 @@ os.environ.setdefault("TRACKIO_DIR", tempfile.mkdtemp(prefix="raftflow-test-trac
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``{"policy": path, "reward": path}``: tiny GPT-2 models built offline, once per session."""
-    from raftflow.tiny_models import build_models
+    from raftflow_cli.tiny_models import build_models
 
     return build_models(tmp_path_factory.mktemp("models"))
 
@@ -130,7 +130,7 @@ def vllm_models(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     from peft import LoraConfig, get_peft_model
 
     from raftflow.modeling import load_causal_lm, load_tokenizer
-    from raftflow.tiny_models import build_llama_policy
+    from raftflow_cli.tiny_models import build_llama_policy
 
     root = tmp_path_factory.mktemp("vllm-models")
     paths = {

@@ -24,7 +24,7 @@ HH_SAMPLE = REPO_ROOT / "data" / "hh-rlhf" / "harmless-base-test-part.jsonl.gz"
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from raftflow.pretrained import PretrainedUnavailable, build_pretrained
+    from raftflow_cli.pretrained import PretrainedUnavailable, build_pretrained
 
     try:
         return build_pretrained(tmp_path_factory.mktemp("pretrained"))

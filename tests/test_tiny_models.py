@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.cli import main
 from raftflow.modeling import load_causal_lm, load_reward_model, load_tokenizer
+from raftflow_cli.commands import main
 
 
 def test_models_init_is_deterministic_and_loadable(tmp_path: Path) -> None:

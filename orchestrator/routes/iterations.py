@@ -1,5 +1,9 @@
-"""``/iterations``: start, inspect, list, cancel and plot RAFT runs; hand an external trainer's
-checkpoint to a waiting run."""
+"""``/iterations``: start, inspect, list, cancel and plot RAFT *runs*; hand an external trainer's
+checkpoint to a waiting run.
+
+The path keeps its first name (users and scripts know ``POST /iterations``), but what it serves is a
+run: one ``POST /iterations`` starts a whole RAFT run of ``num_iterations`` iterations, and
+``/iterations/{run_id}`` is that run. In the code the resource is called a run throughout."""
 
 from __future__ import annotations
 

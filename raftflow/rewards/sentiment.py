@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import functools
 
-from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+try:
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+except ImportError as missing:  # an optional extra: the rewarder then exits naming it
+    raise ImportError(
+        "raftflow.rewards.sentiment needs vaderSentiment: pip install 'raftflow[demo]'"
+    ) from missing
 
 from raftflow.schemas.reward import RewardItem
 

@@ -55,7 +55,7 @@ Tracker = Literal["tensorboard", "mlflow", "wandb", "trackio"]
 
 
 class TrainingConfig(BaseModel):
-    """Hyper-parameters shared by every training job. Names follow the seed (LMFlow / transformers)."""
+    """Hyper-parameters shared by every training job. Names follow LMFlow and transformers."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.cli import main
 from raftflow.data import (
     PreferencePair,
     PromptResponse,
@@ -16,6 +15,7 @@ from raftflow.data import (
     load_prompts,
     split_dialogue,
 )
+from raftflow_cli.commands import main
 
 from .conftest import HH_SAMPLE, write_jsonl
 

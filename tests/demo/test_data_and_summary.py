@@ -8,10 +8,10 @@ import json
 from pathlib import Path
 
 from raftflow.data import load_pairs, load_preferences, load_prompts
-from raftflow.demo.config import DemoConfig
-from raftflow.demo.data import build_demo_data, clean_fortune, gold_scores, split_prompt
-from raftflow.demo.report import Row, summarize
-from raftflow.demo.stack import sweep_temp_entries
+from raftflow_cli.demo.config import DemoConfig
+from raftflow_cli.demo.data import build_demo_data, clean_fortune, gold_scores, split_prompt
+from raftflow_cli.demo.report import Row, summarize
+from raftflow_cli.demo.stack import sweep_temp_entries
 
 
 def small(out: Path, seed: int):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.cli import main
-from raftflow.demo.stack import pid_alive, processes_in_groups
+from raftflow_cli.commands import main
+from raftflow_cli.demo.stack import pid_alive, processes_in_groups
 
 ROW_KEYS = {
     "iteration",

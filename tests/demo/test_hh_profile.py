@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from raftflow.data import load_pairs, load_preferences, load_prompts
-from raftflow.demo.hh_config import HHConfig, HHData
-from raftflow.demo.hh_data import build_hh_data
-from raftflow.demo.hh_report import HHRow, summarize_hh
+from raftflow_cli.demo.hh_config import HHConfig, HHData
+from raftflow_cli.demo.hh_data import build_hh_data
+from raftflow_cli.demo.hh_report import HHRow, summarize_hh
 
 
 def test_held_out_prompts_never_train_and_every_file_is_in_the_loaders_shape(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_verdict_checks_each_target_of_the_issue() -> None:
 
 
 def test_report_prints_the_table_targets_and_answers_and_plots(tmp_path: Path) -> None:
-    from raftflow.demo.hh_report import HHReport, render_hh_plot, render_hh_table, write_hh_report
+    from raftflow_cli.demo.hh_report import HHReport, render_hh_plot, render_hh_table, write_hh_report
 
     rows = [row(i, 0.1 * i, ppl=10.0 + i) for i in range(3)]
     for r in rows:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.demo.stack import pid_alive, processes_in_groups
+from raftflow_cli.demo.stack import pid_alive, processes_in_groups
 
 EXIT_BOUND_S = 40.0  # services get SIGTERM together, SIGKILL after an 8 s grace
 SERVICES = {"trainer", "generator", "proxy_rewarder", "gold_rewarder", "orchestrator"}
@@ -25,7 +25,8 @@ def raftflow_argv(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("raftflow")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "import sys; from raftflow.cli import main; sys.exit(main())", *args]
+    entry = "import sys; from raftflow_cli.commands import main; sys.exit(main())"
+    return [sys.executable, "-c", entry, *args]
 
 
 @contextlib.contextmanager
@@ -140,8 +141,8 @@ def test_a_rerun_cancels_the_run_an_interrupted_demo_left_active(tmp_path: Path)
     ports, so a rerun cancels it (instead of the orchestrator resuming it ahead of the new one)."""
     import httpx
 
-    from raftflow.demo.config import DemoConfig
-    from raftflow.demo.pipeline import DemoPipeline
+    from raftflow_cli.demo.config import DemoConfig
+    from raftflow_cli.demo.pipeline import DemoPipeline
 
     runs = [{"id": "old", "status": "running"}, {"id": "older", "status": "queued"},
             {"id": "done", "status": "succeeded"}, {"id": "gone", "status": "cancelled"}]  # fmt: skip

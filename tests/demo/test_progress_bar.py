@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.demo.config import fast_profile
-from raftflow.demo.pipeline import DemoPipeline
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
+from raftflow_cli.demo.config import fast_profile
+from raftflow_cli.demo.pipeline import DemoPipeline
 
 
 class PollingTrainer:

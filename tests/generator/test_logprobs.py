@@ -13,7 +13,7 @@ import pytest
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.generator import CompletionsClient
-from raftflow.tiny_models import TinyModelConfig, build_models
+from raftflow_cli.tiny_models import TinyModelConfig, build_models
 from tests.generator.conftest import Generator, limit_flags, start_generator
 
 PROMPTS = ["The cat", "A long time ago in a land far away there lived", "Hello", "Why"]

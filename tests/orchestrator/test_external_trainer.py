@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-from raftflow.cli import main
 from raftflow.data import load_pairs
+from raftflow_cli.commands import main
 
 WAITING = {"awaiting_checkpoint", "succeeded", "failed", "cancelled"}
 FINISHED = {"succeeded", "failed", "cancelled"}

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raftflow.cli import main
 from raftflow.data import load_pairs
 from raftflow.rewards.sentiment import vader_positivity
 from raftflow.schemas.reward import RewardItem
 from raftflow.selection import degenerate_reason
 from raftflow.stages import read_samples, read_scores
+from raftflow_cli.commands import main
 
 PROMPTS = ["The quick brown", "A good day", "Life is", "Never trust a", "All the world"]
 VADER = "raftflow.rewards.sentiment:vader_positivity"

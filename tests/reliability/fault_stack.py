@@ -22,9 +22,9 @@ import httpx
 import redis
 
 from raftflow.celery_config import QUEUE, ledger_key
-from raftflow.embedded_redis import EmbeddedRedis
 from raftflow.processes import ServiceProcess
 from raftflow.server import free_port
+from raftflow_cli.embedded_redis import EmbeddedRedis
 from tests.processes import start_process
 
 # The worker's redelivery knobs, short so that the job of a worker killed whole is re-queued within

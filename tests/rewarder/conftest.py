@@ -131,7 +131,7 @@ def expected_truncation(
 
 def fortunes(count: int, min_chars: int = 20, max_chars: int = 400) -> list[str]:
     """Real English texts of varied length from the fortune corpus (deterministic order)."""
-    from raftflow.tiny_models import read_fortunes
+    from raftflow_cli.tiny_models import read_fortunes
 
     picked = [text for text in read_fortunes() if min_chars <= len(text) <= max_chars]
     step = max(len(picked) // count, 1)

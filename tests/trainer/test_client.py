@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from raftflow.cli import main
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.trainer import TrainerClient
 from raftflow.schemas.jobs import SFTJob
 from raftflow.server import free_port
+from raftflow_cli.commands import main
 from tests.processes import REPO_ROOT
 
 
@@ -47,7 +47,7 @@ def test_unknown_job_is_pending(trainer_client: TrainerClient) -> None:
 def test_client_cli_and_worker_parent_do_not_import_torch() -> None:
     code = (
         "import sys\n"
-        "import raftflow.clients.trainer, raftflow.cli, services.trainer, services.trainer.tasks\n"
+        "import raftflow.clients.trainer, raftflow_cli.commands, services.trainer, services.trainer.tasks\n"
         "import services.trainer.__main__\n"
         "heavy = sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules)\n"
         "print(','.join(heavy))\n"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from raftflow.cli import main
 from raftflow.modeling import load_causal_lm, load_reward_model
 from raftflow.schemas.jobs import JobResult, RewardModelJob, TrainingConfig
+from raftflow_cli.commands import main
 from services.trainer.jobs import run_reward_model
 
 from .conftest import pairwise_accuracy, preference_pairs

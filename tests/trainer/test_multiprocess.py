@@ -13,11 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from raftflow.cli import main
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import DataError, PromptResponse, write_text2text
 from raftflow.modeling import load_causal_lm
 from raftflow.schemas.jobs import JobResult, SFTJob, TrainingConfig
+from raftflow_cli.commands import main
 from services.trainer.jobs import run_job
 from services.trainer.launcher import check_supported, launch_command
 from services.trainer.settings import TrainerSettings

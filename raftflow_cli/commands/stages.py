@@ -184,7 +184,7 @@ async def _sample_rows(args: argparse.Namespace, sampling: SamplingOptions, prom
         )
         close, in_flight = sampler.aclose, GENERATOR_REQUESTS_IN_FLIGHT
     else:
-        from raftflow.cli.local_backends import LocalSampler
+        from raftflow_cli.commands.local_backends import LocalSampler
 
         sampler = await LocalSampler.start(args.model, args.prompt_format)
         close = sampler.close
@@ -235,7 +235,7 @@ async def _score_rows(args: argparse.Namespace, rows):
         )
         score, close, in_flight = client.score, client.aclose, REWARDER_REQUESTS_IN_FLIGHT
     else:
-        from raftflow.cli.local_backends import LocalScorer
+        from raftflow_cli.commands.local_backends import LocalScorer
 
         scorer = await LocalScorer.start(
             model=args.model, function=args.function, prompt_format=args.prompt_format

@@ -6,7 +6,7 @@ import argparse
 import sys
 from dataclasses import fields
 
-from raftflow.tiny_models import TinyModelConfig, build_models
+from raftflow_cli.tiny_models import TinyModelConfig, build_models
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,7 +41,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _pretrained(args: argparse.Namespace) -> int:
-    from raftflow.pretrained import PretrainedUnavailable, build_pretrained
+    from raftflow_cli.pretrained import PretrainedUnavailable, build_pretrained
 
     try:
         paths = build_pretrained(args.out, args.source)

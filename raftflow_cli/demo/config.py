@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from raftflow.tiny_models import TinyModelConfig
+from raftflow_cli.tiny_models import TinyModelConfig
 
 
 class ModelSizes(BaseModel):
-    """The tiny GPT-2s (see :class:`raftflow.tiny_models.TinyModelConfig`). Four layers learn the
+    """The tiny GPT-2s (see :class:`raftflow_cli.tiny_models.TinyModelConfig`). Four layers learn the
     fortunes' words within the SFT budget where two do not; a 1k vocabulary keeps the output layer
     cheap (it dominates the cost of a d=128 model)."""
 
@@ -33,7 +33,7 @@ class ModelSizes(BaseModel):
 
 
 class DataOptions(BaseModel):
-    """How the fortunes become the task (see :mod:`raftflow.demo.data`)."""
+    """How the fortunes become the task (see :mod:`raftflow_cli.demo.data`)."""
 
     model_config = ConfigDict(extra="forbid")
 

