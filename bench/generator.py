@@ -169,12 +169,12 @@ def engine_runner(policy: Path, prompts: list[str], args: argparse.Namespace) ->
     HTTP layer alone."""
     from services.generator.engine import GenerationJob
     from services.generator.engine.transformers_engine import TransformersEngine
-    from services.generator.metrics import GeneratorMetrics
     from services.generator.settings import GeneratorSettings
+    from services.generator.telemetry import GeneratorTelemetry
 
     settings = GeneratorSettings(model=str(policy), device=args.device, torch_threads=args.threads)
     loop = asyncio.new_event_loop()
-    engine = TransformersEngine(settings, GeneratorMetrics())
+    engine = TransformersEngine(settings, GeneratorTelemetry())
     loop.run_until_complete(engine.start())
 
     def run(seed: int) -> int:

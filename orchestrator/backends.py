@@ -20,7 +20,7 @@ from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_F
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
-from raftflow.clients.tgi import TGISamplerClient
+from raftflow.clients.tgi_sampler import TGISamplerClient
 from raftflow.clients.trainer import TrainerClient
 from raftflow.conversation import render_prompt
 from raftflow.modeling import checkpoint_version

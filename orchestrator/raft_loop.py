@@ -39,7 +39,7 @@ import numpy as np
 
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.data import PromptResponse, load_pairs, load_prompts, write_text2text
-from raftflow.metrics import kl_estimate, reward_table_metrics, text_metrics
+from raftflow.iteration_stats import kl_estimate, reward_table_metrics, text_metrics
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress

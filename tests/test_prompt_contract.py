@@ -49,11 +49,11 @@ def generate(policy: Path, fmt: str) -> tuple[list[str], list[list[int]], list[s
     """(rendered prompts, their token ids, one sampled response each) from the generator's engine."""
     from services.generator.engine import GenerationJob
     from services.generator.engine.transformers_engine import TransformersEngine
-    from services.generator.metrics import GeneratorMetrics
     from services.generator.settings import GeneratorSettings
+    from services.generator.telemetry import GeneratorTelemetry
 
     async def run() -> tuple[list[str], list[list[int]], list[str]]:
-        engine = TransformersEngine(GeneratorSettings(model=str(policy)), GeneratorMetrics())
+        engine = TransformersEngine(GeneratorSettings(model=str(policy)), GeneratorTelemetry())
         await engine.start()
         try:
             job = GenerationJob(prompts=PROMPTS, n=1, max_new_tokens=12, seed=3, prompt_format=fmt)

@@ -1,13 +1,18 @@
-"""FastAPI plumbing every raftflow service shares, one module per job: bearer-token auth (``auth``),
-Prometheus exposition (``metrics``), request size and time limits (``limits``, ``protocol``), run-time
-422s (``errors``), serving with uvicorn (``run``) and free-port lookup (``ports``). Routes stay in each
-service; only the plumbing lives here. The names below are the ones services import."""
+"""FastAPI plumbing every raftflow service shares, one module per job: the app skeleton (``app``),
+bearer-token auth (``auth``), Prometheus exposition (``prometheus``), request counts and latency
+(``request_telemetry``), request size and time limits (``limits``, ``protocol``), run-time 422s
+(``errors``), flags to settings (``entry``), serving with uvicorn (``run``) and free-port lookup
+(``ports``). Routes stay in each service; only the plumbing lives here.
+
+Names: *telemetry* is what Prometheus scrapes (every service's ``telemetry`` module); *metrics* are the
+numbers a run records per iteration and a job per step (``raftflow.iteration_stats`` computes a run's);
+``/metrics`` keeps Prometheus' conventional path."""
 
 from raftflow.server.auth import bearer_auth
 from raftflow.server.errors import limit_error
 from raftflow.server.limits import add_request_limits
-from raftflow.server.metrics import metrics_endpoint
 from raftflow.server.ports import free_port
+from raftflow.server.prometheus import metrics_endpoint
 from raftflow.server.protocol import head_timeout_protocol
 from raftflow.server.run import serve, uvicorn_options
 

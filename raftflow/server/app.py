@@ -19,8 +19,8 @@ import raftflow
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED
 from raftflow.server.auth import bearer_auth
 from raftflow.server.limits import add_request_limits
-from raftflow.server.metrics import metrics_endpoint
-from raftflow.server.request_metrics import RequestMetrics, RequestMetricsMiddleware
+from raftflow.server.prometheus import metrics_endpoint
+from raftflow.server.request_telemetry import RequestTelemetry, RequestTelemetryMiddleware
 from raftflow.settings import CommonSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -47,8 +47,8 @@ def create_service_app(
     app.add_route("/metrics", metrics_endpoint(registry), methods=["GET"], include_in_schema=False)
     add_request_limits(app, settings)
     app.add_middleware(
-        RequestMetricsMiddleware,
-        metrics=RequestMetrics(service, registry),
+        RequestTelemetryMiddleware,
+        telemetry=RequestTelemetry(service, registry),
         routes=[route for router in (*public, *protected) for route in router.routes],
     )  # added last: outermost
     return app

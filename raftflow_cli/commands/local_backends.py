@@ -29,11 +29,11 @@ class LocalSampler:
         """The device and threads come from the shared settings (``RAFTFLOW_DEVICE``,
         ``RAFTFLOW_TORCH_THREADS``), as for the services."""
         from services.generator.engine.transformers_engine import TransformersEngine
-        from services.generator.metrics import GeneratorMetrics
         from services.generator.settings import GeneratorSettings
+        from services.generator.telemetry import GeneratorTelemetry
 
         settings = GeneratorSettings(model=model)
-        engine = TransformersEngine(settings, GeneratorMetrics())
+        engine = TransformersEngine(settings, GeneratorTelemetry())
         await engine.start()
         return cls(engine, prompt_format)
 
@@ -87,11 +87,11 @@ class LocalScorer:
         prompt_format: PromptFormat = "auto",
     ) -> LocalScorer:
         from services.rewarder.app import start_scorer
-        from services.rewarder.metrics import RewarderMetrics
         from services.rewarder.settings import RewarderSettings
+        from services.rewarder.telemetry import RewarderTelemetry
 
         settings = RewarderSettings(model=model, function=function, format=prompt_format)
-        return cls(await start_scorer(settings, RewarderMetrics()))
+        return cls(await start_scorer(settings, RewarderTelemetry()))
 
     async def close(self) -> None:
         await self.scorer.stop()

@@ -23,7 +23,7 @@ from raftflow.atomic import write_json_atomic
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.data import PromptResponse
-from raftflow.metrics import distinct_n
+from raftflow.iteration_stats import distinct_n
 from raftflow.schemas.generation import SamplingParams
 
 

@@ -27,7 +27,7 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.trainer import TrainerClient
 from raftflow.data import load_pairs, load_prompts
-from raftflow.metrics import distinct_n
+from raftflow.iteration_stats import distinct_n
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.generator.engine import Engine
-from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
+from services.generator.telemetry import GeneratorTelemetry
 
 
 def _engine(request: Request) -> Engine:
@@ -19,10 +19,10 @@ def _settings(request: Request) -> GeneratorSettings:
     return request.app.state.settings
 
 
-def _metrics(request: Request) -> GeneratorMetrics:
-    return request.app.state.metrics
+def _telemetry(request: Request) -> GeneratorTelemetry:
+    return request.app.state.telemetry
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
 SettingsDep = Annotated[GeneratorSettings, Depends(_settings)]
-MetricsDep = Annotated[GeneratorMetrics, Depends(_metrics)]
+TelemetryDep = Annotated[GeneratorTelemetry, Depends(_telemetry)]

@@ -18,18 +18,18 @@ from services.generator.engine import (
     GenerationOutput,
     PromptFormatRejected,
 )
-from services.generator.metrics import GeneratorMetrics
+from services.generator.telemetry import GeneratorTelemetry
 
 UNAVAILABLE = error_responses(503, e503="The TGI server behind this generator did not answer in time.")
 """``responses=`` of every route that runs a job: :func:`run_job` answers 503 when the backend is down."""
 
 
 async def run_job(
-    engine: Engine, metrics: GeneratorMetrics, job: GenerationJob, prompt_field: str, indexed: bool
+    engine: Engine, telemetry: GeneratorTelemetry, job: GenerationJob, prompt_field: str, indexed: bool
 ) -> GenerationOutput:
     """``prompt_field``: the request's name for the prompt; ``indexed``: whether it is a list, so a
     too-long prompt is reported as ``prompt.3`` rather than ``prompt``."""
-    metrics.in_progress.inc()
+    telemetry.in_progress.inc()
     try:
         output = await engine.generate(job)
     except ContextLengthExceeded as exc:
@@ -48,9 +48,9 @@ async def run_job(
     except ComponentUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
     finally:
-        metrics.in_progress.dec()
+        telemetry.in_progress.dec()
     samples = [sample for group in output.samples for sample in group]
-    metrics.observe_output(
+    telemetry.observe_output(
         prompt_tokens=sum(output.prompt_tokens),
         samples=len(samples),
         completion_tokens=sum(sample.completion_tokens for sample in samples),

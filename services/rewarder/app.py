@@ -17,11 +17,11 @@ from raftflow.conversation import recorded_format, resolve_format
 from raftflow.modeling import set_torch_threads
 from raftflow.server.app import create_service_app
 from services.rewarder.calibration import calibrate
-from services.rewarder.metrics import RewarderMetrics
 from services.rewarder.routes import health, info, openrlhf, score
 from services.rewarder.scoring import Scorer
 from services.rewarder.settings import RewarderSettings
 from services.rewarder.sources import RewardSourceError, build_source
+from services.rewarder.telemetry import RewarderTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,11 @@ log = logging.getLogger(__name__)
 def create_app(settings: RewarderSettings | None = None) -> FastAPI:
     """``uvicorn services.rewarder.app:create_app --factory`` works too (settings from the env only)."""
     settings = settings or RewarderSettings()
-    metrics = RewarderMetrics()
+    telemetry = RewarderTelemetry()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        scorer = await start_scorer(settings, metrics)
+        scorer = await start_scorer(settings, telemetry)
         app.state.scorer = scorer
         try:
             yield
@@ -43,28 +43,28 @@ def create_app(settings: RewarderSettings | None = None) -> FastAPI:
     app = create_service_app(
         "rewarder",
         settings,
-        metrics.registry,
+        telemetry.registry,
         lifespan,
         public=(info.router, health.router),
         protected=(score.router, openrlhf.router),
     )
-    app.state.metrics = metrics
+    app.state.telemetry = telemetry
     app.add_exception_handler(RewardSourceError, _source_failed)
     return app
 
 
-async def start_scorer(settings: RewarderSettings, metrics: RewarderMetrics) -> Scorer:
+async def start_scorer(settings: RewarderSettings, telemetry: RewarderTelemetry) -> Scorer:
     set_torch_threads(settings.torch_threads)
     source = await asyncio.to_thread(build_source, settings)
     scorer = Scorer(
         source,
         resolve_format(settings.format, source.tokenizer, recorded_format(source.config)),
         settings,
-        on_batch=metrics.observe_batch,
+        on_batch=telemetry.observe_batch,
         # torch's thread cap is per thread: the scoring thread must set it for itself.
         thread_initializer=functools.partial(set_torch_threads, settings.torch_threads),
     )
-    metrics.queued.set_function(lambda: scorer.batcher.queued)
+    telemetry.queued.set_function(lambda: scorer.batcher.queued)
     await scorer.start()
     if settings.calibration_file is not None:
         try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from services.rewarder.metrics import RewarderMetrics
 from services.rewarder.scoring import Scorer
 from services.rewarder.settings import RewarderSettings
+from services.rewarder.telemetry import RewarderTelemetry
 
 
 def get_scorer(request: Request) -> Scorer:
@@ -18,5 +18,5 @@ def get_settings(request: Request) -> RewarderSettings:
     return request.app.state.settings
 
 
-def get_metrics(request: Request) -> RewarderMetrics:
-    return request.app.state.metrics
+def get_telemetry(request: Request) -> RewarderTelemetry:
+    return request.app.state.telemetry

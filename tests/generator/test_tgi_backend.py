@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from raftflow.clients.errors import ComponentRejected, ComponentUnavailable
-from raftflow.clients.tgi import TGISamplerClient
+from raftflow.clients.tgi_sampler import TGISamplerClient
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.server import free_port
 from tests.generator.conftest import LIMITS, TOKEN, Generator, start_generator

@@ -1,9 +1,9 @@
 """Sampling forwarded to a text-generation-inference server (``--backend tgi --tgi-url URL``).
 
 For a GPU box already running TGI: this service keeps the raftflow API (OpenAI completions with n and
-min_tokens, /v1/models, metrics) and fans each request out through
-:class:`raftflow.clients.tgi.TGISamplerClient`. TGI owns the weights, so hot reload is not available
-here (restart TGI with the new checkpoint), and prompt token counts are unknown (reported as 0).
+min_tokens, /v1/models, telemetry) and fans each request out through
+:class:`raftflow.clients.tgi_sampler.TGISamplerClient`. TGI owns the weights, so hot reload is not
+available here (restart TGI with the new checkpoint), and prompt token counts are unknown (reported as 0).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import httpx
 
 from raftflow.clients.errors import ComponentRejected
-from raftflow.clients.tgi import TGISamplerClient
+from raftflow.clients.tgi_sampler import TGISamplerClient
 from raftflow.conversation import PromptFormat, render_prompt
 from raftflow.schemas.generation import SamplingParams
 from raftflow.seeds import fresh_seed
@@ -28,18 +28,18 @@ from services.generator.engine.types import (
     PromptFormatRejected,
     UnsupportedOperation,
 )
-from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
+from services.generator.telemetry import GeneratorTelemetry
 
 _HEALTH_TIMEOUT_S = 5.0
 
 
 class TGIEngine:
-    def __init__(self, settings: GeneratorSettings, metrics: GeneratorMetrics) -> None:
+    def __init__(self, settings: GeneratorSettings, telemetry: GeneratorTelemetry) -> None:
         assert settings.tgi_url is not None  # GeneratorSettings enforces it for this backend
         self._url = settings.tgi_url.rstrip("/")
         self._settings = settings
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._client = TGISamplerClient(
             self._url,
             api_token=settings.tgi_api_token,

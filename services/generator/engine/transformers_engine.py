@@ -45,17 +45,17 @@ from services.generator.engine.types import (
     UnsupportedOperation,
     check_context,
 )
-from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
+from services.generator.telemetry import GeneratorTelemetry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class TransformersEngine:
-    def __init__(self, settings: GeneratorSettings, metrics: GeneratorMetrics) -> None:
+    def __init__(self, settings: GeneratorSettings, telemetry: GeneratorTelemetry) -> None:
         self._settings = settings
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._device = resolve_device(settings.device)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
         self._load_lock = asyncio.Lock()
@@ -87,10 +87,10 @@ class TransformersEngine:
             try:
                 loaded = await self._on_worker(self._load, path)
             except Exception as exc:  # any failure leaves the old model in place
-                self._metrics.loads.labels(outcome="failed").inc()
+                self._telemetry.loads.labels(outcome="failed").inc()
                 log.warning("load of %s failed: %s", path, exc)
                 raise LoadFailed(path, exc) from exc
-            self._metrics.load_seconds.observe(time.perf_counter() - started)
+            self._telemetry.load_seconds.observe(time.perf_counter() - started)
             self._install(loaded)
             return previous, self.state()
 
@@ -103,7 +103,7 @@ class TransformersEngine:
             try:
                 loaded = await self._on_worker(self._load, path)
             except Exception as exc:
-                self._metrics.loads.labels(outcome="failed").inc()
+                self._telemetry.loads.labels(outcome="failed").inc()
                 log.warning("load of reference %s failed: %s", path, exc)
                 raise LoadFailed(path, exc) from exc
             self._reference = loaded  # one assignment: running logprobs requests keep the old one
@@ -173,7 +173,7 @@ class TransformersEngine:
                 job,
                 max_new,
                 batch_seed,
-                self._metrics.observe_batch,
+                self._telemetry.observe_batch,
             )
             for prompt_index, group in zip(batch.prompts, groups, strict=True):
                 samples[prompt_index][batch.first_row : batch.first_row + batch.rows] = group
@@ -209,7 +209,7 @@ class TransformersEngine:
     def _install(self, loaded: LoadedModel) -> None:
         self._current = loaded  # a single reference assignment: atomic for every reader
         self._load_count += 1
-        self._metrics.loads.labels(outcome="loaded").inc()
+        self._telemetry.loads.labels(outcome="loaded").inc()
         log.info(
             "serving %s (load %d, %s on %s)", loaded.name, self._load_count, loaded.dtype_name, loaded.device
         )

@@ -3,7 +3,7 @@
 The generator starts vLLM from vLLM's own environment (vllm_server.py) or attaches to a running one
 (``--vllm-url``), and keeps every route the orchestrator and clients use: completions with ``n`` and
 raftflow's ``min_tokens``, chat completions, ``/v1/logprobs``, ``/v1/load``, ``/v1/models``, TGI's
-routes, auth, limits and metrics. What vLLM does differently is handled here:
+routes, auth, limits and telemetry. What vLLM does differently is handled here:
 
 - **Prompts** are rendered and tokenized in this process (prompt_codec: the one conversation
   contract) and sent to vLLM as token ids, so vLLM conditions on exactly the tokens the transformers
@@ -71,8 +71,8 @@ from services.generator.engine.types import (
     check_context,
 )
 from services.generator.engine.vllm_server import SERVED_NAME, launch_vllm, log_dir_for
-from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
+from services.generator.telemetry import GeneratorTelemetry
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,9 @@ class RequestGate:
 
 
 class VLLMEngine:
-    def __init__(self, settings: GeneratorSettings, metrics: GeneratorMetrics) -> None:
+    def __init__(self, settings: GeneratorSettings, telemetry: GeneratorTelemetry) -> None:
         self._settings = settings
-        self._metrics = metrics
+        self._telemetry = telemetry
         self._on_gpu = resolve_device(settings.device).type == "cuda"
         self._forward_seed = (
             settings.vllm_forward_seed if settings.vllm_forward_seed is not None else self._on_gpu
@@ -176,7 +176,7 @@ class VLLMEngine:
         )
         self._weights = checkpoint
         self._load_count = 1
-        self._metrics.loads.labels(outcome="loaded").inc()
+        self._telemetry.loads.labels(outcome="loaded").inc()
         if self._settings.reference_model:
             await self.load_reference(self._settings.reference_model)
         log.info("serving %s through vLLM at %s", checkpoint, self._url)
@@ -247,7 +247,7 @@ class VLLMEngine:
                 body["prompt_logprobs"] = job.top_logprobs
             started = time.perf_counter()
             answer = await self._post("/v1/completions", body)
-            self._metrics.observe_batch(len(prompt_ids) * rows, time.perf_counter() - started)
+            self._telemetry.observe_batch(len(prompt_ids) * rows, time.perf_counter() - started)
         choices = sorted(answer["choices"], key=lambda choice: choice["index"])
         tokenizer = served.codec.tokenizer
         samples = [
@@ -337,14 +337,14 @@ class VLLMEngine:
                     self._served = new
                     self._load_count += 1
             except ComponentUnavailable:
-                self._metrics.loads.labels(outcome="failed").inc()
+                self._telemetry.loads.labels(outcome="failed").inc()
                 raise
             except Exception as exc:
-                self._metrics.loads.labels(outcome="failed").inc()
+                self._telemetry.loads.labels(outcome="failed").inc()
                 log.warning("load of %s failed: %s", path, exc)
                 raise LoadFailed(path, exc) from exc
-            self._metrics.loads.labels(outcome="loaded").inc()
-            self._metrics.load_seconds.observe(time.perf_counter() - started)
+            self._telemetry.loads.labels(outcome="loaded").inc()
+            self._telemetry.load_seconds.observe(time.perf_counter() - started)
             log.info("serving %s (load %d) through vLLM", new.checkpoint, self._load_count)
             return previous, self.state()
 
@@ -372,7 +372,7 @@ class VLLMEngine:
         scorer = self._scorers.get(role)
         if scorer is None:
             settings = self._settings.model_copy(update={"model": path, "reference_model": None})
-            scorer = TransformersEngine(settings, self._metrics)
+            scorer = TransformersEngine(settings, self._telemetry)
             try:
                 await scorer.start()
             except Exception as exc:

@@ -1,2 +1,2 @@
 """One module per resource: /score, /get_reward (OpenRLHF), /info, /health. /metrics is wired in the
-app factory from :func:`raftflow.server.metrics_endpoint`."""
+service skeleton (raftflow.server.app)."""

@@ -12,10 +12,10 @@ from fastapi import APIRouter, Depends
 
 from raftflow.schemas.reward import GetRewardRequest, GetRewardResponse
 from services.rewarder import intake
-from services.rewarder.deps import get_metrics, get_scorer, get_settings
-from services.rewarder.metrics import RewarderMetrics
+from services.rewarder.deps import get_scorer, get_settings, get_telemetry
 from services.rewarder.scoring import Scorer
 from services.rewarder.settings import RewarderSettings
+from services.rewarder.telemetry import RewarderTelemetry
 
 router = APIRouter(tags=["scoring"])
 
@@ -25,7 +25,7 @@ async def get_reward(
     body: GetRewardRequest,
     scorer: Scorer = Depends(get_scorer),
     settings: RewarderSettings = Depends(get_settings),
-    metrics: RewarderMetrics = Depends(get_metrics),
+    telemetry: RewarderTelemetry = Depends(get_telemetry),
 ) -> GetRewardResponse:
     queries = body.query
     tokenizer = scorer.source.tokenizer
@@ -33,8 +33,8 @@ async def get_reward(
         queries = [with_single_eos(q, tokenizer.eos_token, tokenizer.pad_token) for q in queries]
     prepared = await intake.texts("query", queries, scorer, settings, prompts=body.prompts)
     scores = await scorer.score(prepared)
-    metrics.items.labels("/get_reward").inc(len(prepared))
-    metrics.truncated.inc(sum(p.truncated for p in prepared))
+    telemetry.items.labels("/get_reward").inc(len(prepared))
+    telemetry.truncated.inc(sum(p.truncated for p in prepared))
     return GetRewardResponse(rewards=scores, scores=scores)
 
 

@@ -7,10 +7,10 @@ from fastapi import APIRouter, Depends
 from raftflow.schemas.reward import ScoreRequest, ScoreResponse
 from raftflow.server import limit_error
 from services.rewarder import intake
-from services.rewarder.deps import get_metrics, get_scorer, get_settings
-from services.rewarder.metrics import RewarderMetrics
+from services.rewarder.deps import get_scorer, get_settings, get_telemetry
 from services.rewarder.scoring import Scorer
 from services.rewarder.settings import RewarderSettings
+from services.rewarder.telemetry import RewarderTelemetry
 
 router = APIRouter(tags=["scoring"])
 
@@ -20,7 +20,7 @@ async def score(
     body: ScoreRequest,
     scorer: Scorer = Depends(get_scorer),
     settings: RewarderSettings = Depends(get_settings),
-    metrics: RewarderMetrics = Depends(get_metrics),
+    telemetry: RewarderTelemetry = Depends(get_telemetry),
 ) -> ScoreResponse:
     """Score ``inputs`` (prompt/response pairs the service formats) or ``texts`` (already formatted)."""
     if body.normalize and scorer.calibration is None:
@@ -37,8 +37,8 @@ async def score(
         prepared = await intake.texts("texts", body.texts, scorer, settings)
     scores = await scorer.score(prepared)
     truncated = [p.truncated for p in prepared]
-    metrics.items.labels("/score").inc(len(prepared))
-    metrics.truncated.inc(sum(truncated))
+    telemetry.items.labels("/score").inc(len(prepared))
+    telemetry.truncated.inc(sum(truncated))
     return ScoreResponse(
         scores=scorer.normalize(scores) if body.normalize else scores,
         truncated=truncated,

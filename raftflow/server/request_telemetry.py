@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
-class RequestMetrics:
+class RequestTelemetry:
     """``<service>_http_requests_total{route,status}`` and ``<service>_http_request_seconds{route}``."""
 
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
@@ -39,12 +39,12 @@ class RequestMetrics:
         )
 
 
-class RequestMetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: RequestMetrics, routes: Iterable[object]) -> None:
+class RequestTelemetryMiddleware:
+    def __init__(self, app: ASGIApp, telemetry: RequestTelemetry, routes: Iterable[object]) -> None:
         """``routes``: the service's routes (objects with ``path`` and ``path_regex``, as Starlette's
         and FastAPI's routes have), for requests refused before the router matched them."""
         self.app = app
-        self.metrics = metrics
+        self.telemetry = telemetry
         self.templates: list[tuple[re.Pattern[str], str]] = [
             (route.path_regex, route.path)  # type: ignore[attr-defined]
             for route in routes
@@ -68,8 +68,8 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             route = self._route(scope)
-            self.metrics.requests.labels(route=route, status=str(status)).inc()
-            self.metrics.seconds.labels(route=route).observe(time.perf_counter() - started)
+            self.telemetry.requests.labels(route=route, status=str(status)).inc()
+            self.telemetry.seconds.labels(route=route).observe(time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> str:
         matched = getattr(scope.get("route"), "path", None)  # the router writes the match into scope

@@ -1,5 +1,5 @@
-"""Prometheus metrics of one generator, on its own registry (two generators in one test process must
-not share counters; see raftflow.server.metrics_endpoint)."""
+"""Prometheus telemetry of one generator, on its own registry (two generators in one test process must
+not share counters; see raftflow.server.prometheus)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
 _ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 
 
-class GeneratorMetrics:
+class GeneratorTelemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.in_progress = Gauge(

@@ -1,4 +1,10 @@
-"""TGI's API: ``POST /generate``, ``POST /`` (what ``text_generation.Client`` calls) and ``GET /info``.
+"""TGI's API served by the generator (whatever its engine): ``POST /generate``, ``POST /`` (what
+``text_generation.Client`` calls) and ``GET /info``.
+
+"TGI" plays three roles in raftflow, named apart: this module and ``tgi_compat_schemas`` *serve* TGI's
+API; ``engine/tgi_engine.py`` is the engine that *forwards* to a remote TGI server; and
+``raftflow.clients.tgi_sampler`` is the client that *samples from* a TGI server (the engine's, and the
+orchestrator's with ``generator_backend: tgi``).
 
 ``best_of`` samples that many sequences in one batch and returns the one with the highest mean token
 log-probability (TGI's rule), the others in ``details.best_of_sequences``. Unlike TGI, ``seed`` is
@@ -11,12 +17,12 @@ import importlib.metadata
 
 from fastapi import APIRouter
 
-from services.generator.deps import EngineDep, MetricsDep, SettingsDep
+from services.generator.deps import EngineDep, SettingsDep, TelemetryDep
 from services.generator.engine import Engine, GeneratedSample, GenerationJob
 from services.generator.jobs import UNAVAILABLE, check_limit, run_job
-from services.generator.metrics import GeneratorMetrics
 from services.generator.settings import GeneratorSettings
-from services.generator.tgi_schemas import (
+from services.generator.telemetry import GeneratorTelemetry
+from services.generator.tgi_compat_schemas import (
     TGIBestOfSequence,
     TGIDetails,
     TGIInfo,
@@ -35,19 +41,19 @@ public = APIRouter(tags=["tgi"])
     "/generate", response_model=TGIResponse, response_model_exclude_none=True, responses=UNAVAILABLE
 )
 async def generate(
-    body: TGIRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+    body: TGIRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> TGIResponse:
-    return await _generate(body, engine, settings, metrics)
+    return await _generate(body, engine, settings, telemetry)
 
 
 @protected.post(
     "/", response_model=list[TGIResponse], response_model_exclude_none=True, responses=UNAVAILABLE
 )
 async def compat_generate(
-    body: TGIRequest, engine: EngineDep, settings: SettingsDep, metrics: MetricsDep
+    body: TGIRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> list[TGIResponse]:
     """TGI's compatibility route answers with a one-element list; its client reads ``payload[0]``."""
-    return [await _generate(body, engine, settings, metrics)]
+    return [await _generate(body, engine, settings, telemetry)]
 
 
 @public.get("/info", response_model=TGIInfo)
@@ -71,7 +77,7 @@ async def info(engine: EngineDep, settings: SettingsDep) -> TGIInfo:
 
 
 async def _generate(
-    body: TGIRequest, engine: Engine, settings: GeneratorSettings, metrics: GeneratorMetrics
+    body: TGIRequest, engine: Engine, settings: GeneratorSettings, telemetry: GeneratorTelemetry
 ) -> TGIResponse:
     params = body.parameters
     best_of = params.best_of or 1
@@ -93,7 +99,7 @@ async def _generate(
         truncate=params.truncate,
         logprobs=True,
     )
-    output = await run_job(engine, metrics, job, "inputs", indexed=False)
+    output = await run_job(engine, telemetry, job, "inputs", indexed=False)
     samples = output.samples[0]
     best = max(range(len(samples)), key=lambda i: _mean_logprob(samples[i]))
     prefix = body.inputs if params.return_full_text else ""

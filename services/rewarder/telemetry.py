@@ -1,13 +1,13 @@
-"""Prometheus metrics of the rewarder on its own registry: items, batches and the queue (routes count
+"""Prometheus telemetry of the rewarder on its own registry: items, batches and the queue (routes count
 items; the batcher reports batch sizes). Requests by route and status are counted by the shared
-skeleton (raftflow.server.request_metrics)."""
+skeleton (raftflow.server.request_telemetry)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
-class RewarderMetrics:
+class RewarderTelemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.items = Counter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raftflow.metrics import distinct_n, kl_estimate, reward_table_metrics, text_metrics
+from raftflow.iteration_stats import distinct_n, kl_estimate, reward_table_metrics, text_metrics
 
 
 def test_distinct_n_counts_unique_ngrams_over_the_set() -> None:
