@@ -126,6 +126,22 @@ class Sample(BaseModel):
 UNSUPPORTED = "is not supported by the raftflow generator"
 
 
+def only_false(cls: type, value: bool, info: ValidationInfo) -> bool:
+    """Validator of a flag the API accepts but the generator cannot honour (OpenAI's ``stream``, TGI's
+    ``watermark``): false passes, true is a 422 naming the field. Shared by the OpenAI and TGI schemas
+    (``field_validator(names)(only_false)``)."""
+    if value:
+        raise ValueError(f"{info.field_name}=true {UNSUPPORTED}")
+    return value
+
+
+def only_unset(cls: type, value: object, info: ValidationInfo) -> object:
+    """Validator of an option the generator cannot honour: absent or null passes, anything else is a 422."""
+    if value is not None:
+        raise ValueError(f"{info.field_name} {UNSUPPORTED}")
+    return value
+
+
 class CompletionRequest(SamplingParams):
     """OpenAI ``/v1/completions`` body. Unknown fields are ignored (as vLLM and OpenAI do); known
     options we cannot honour are rejected when set to anything but their default, never ignored."""
@@ -165,19 +181,8 @@ class CompletionRequest(SamplingParams):
     logit_bias: dict[str, float] | None = None
     user: str | None = None
 
-    @field_validator("stream")
-    @classmethod
-    def _false_only(cls, value: bool, info: ValidationInfo) -> bool:
-        if value:
-            raise ValueError(f"{info.field_name}=true {UNSUPPORTED}")
-        return value
-
-    @field_validator("suffix", "logit_bias")
-    @classmethod
-    def _unset_only(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None:
-            raise ValueError(f"{info.field_name} {UNSUPPORTED}")
-        return value
+    _false_only = field_validator("stream")(only_false)
+    _unset_only = field_validator("suffix", "logit_bias")(only_unset)
 
     @field_validator("presence_penalty", "frequency_penalty")
     @classmethod

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from raftflow.schemas.generation import MAX_STOP_SEQUENCES, UNSUPPORTED, PromptText, Seed, StopString
+from raftflow.schemas.generation import (
+    MAX_STOP_SEQUENCES,
+    UNSUPPORTED,
+    PromptText,
+    Seed,
+    StopString,
+    only_false,
+    only_unset,
+)
 
 
 class TGIParameters(BaseModel):
@@ -48,19 +56,8 @@ class TGIParameters(BaseModel):
     grammar: dict | None = None
     adapter_id: str | None = None
 
-    @field_validator("watermark", "decoder_input_details")
-    @classmethod
-    def _false_only(cls, value: bool, info: ValidationInfo) -> bool:
-        if value:
-            raise ValueError(f"{info.field_name}=true {UNSUPPORTED}")
-        return value
-
-    @field_validator("frequency_penalty", "top_n_tokens", "grammar", "adapter_id")
-    @classmethod
-    def _unset_only(cls, value: object, info: ValidationInfo) -> object:
-        if value is not None:
-            raise ValueError(f"{info.field_name} {UNSUPPORTED}")
-        return value
+    _false_only = field_validator("watermark", "decoder_input_details")(only_false)
+    _unset_only = field_validator("frequency_penalty", "top_n_tokens", "grammar", "adapter_id")(only_unset)
 
     @model_validator(mode="after")
     def _best_of_needs_sampling(self) -> TGIParameters:
