@@ -126,7 +126,8 @@ class RaftOptions(BaseModel):
         ge=0,
         description="The run's kl_coef: rank by r - kl_coef * (log p - log p0), the paper's KL-penalised "
         "reward. Measured on seeds 0/1/2 against 3e-4 without it: gold gain +1.72/+1.85/+0.83 SFT std at "
-        "distinct-2 0.93/0.94/0.96x, vs +1.17/+1.62/+0.49 at 0.96/0.91/1.00x (docs/demo.md).",
+        "distinct-2 0.93/0.94/0.96x, vs +1.17/+1.62/+0.49 at 0.96/0.91/1.00x (older random streams); on "
+        "the current ones +1.48/+1.21/+0.22 at 0.94/0.96/1.01x (docs/demo.md).",
     )
     sft_mix_ratio: float = Field(
         default=0.0, ge=0, lt=1, description="The run's sft_mix_ratio, drawn from the SFT set."
