@@ -34,17 +34,19 @@ class Fakes:
             raise ConnectionError(f"killed during {stage}")
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
-        self._maybe_fail("sample")
+        self._maybe_fail("sample" if n > 1 else "eval")  # the held-out evaluation samples one each
         self.calls.append(("sample", self.served, tuple(prompts), n, params.seed))
+        # The text says which policy, prompt, seed and sample j of n it is.
         return [
-            [Sample(text=f"{self.served}:{p}:{params.seed}:{j}", finish_reason="stop", completion_tokens=5)
-             for j in range(n)]
+            [Sample(text=f"{self.served}:{p}:{params.seed}:{j}/{n}", finish_reason="stop",
+                    completion_tokens=5) for j in range(n)]
             for p in prompts
         ]  # fmt: skip
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
         self._maybe_fail("score")
-        self.calls.append(("score", len(responses)))
+        held_out = all(r.endswith("/1") for r in responses)  # the evaluation samples one per prompt
+        self.calls.append(("score", len(responses), "eval" if held_out else "run"))
         return [int(hashlib.sha256(r.encode()).hexdigest()[:6], 16) / 16**6 for r in responses]
 
     async def train(self, job: SFTJob, on_progress) -> JobResult:
@@ -76,9 +78,17 @@ class Reporter:
 
 
 def run(tmp: Path, fakes: Fakes, start: int = 0, policy: str = "base") -> tuple[str, Reporter]:
-    prompts = tmp / "prompts.json"
+    prompts, eval_prompts = tmp / "prompts.json", tmp / "eval.json"
     write_text_only(prompts, PROMPTS)
-    request = RunRequest(policy="base", prompts=str(prompts), k=3, prompts_per_iteration=4, num_iterations=2)
+    write_text_only(eval_prompts, ["held out 1", "held out 2"])
+    request = RunRequest(
+        policy="base",
+        prompts=str(prompts),
+        eval_prompts=str(eval_prompts),
+        k=3,
+        prompts_per_iteration=4,
+        num_iterations=2,
+    )
     reporter = Reporter()
     ctx = RunContext(
         run_id="r", request=request, run_dir=tmp / "run", reporter=reporter, sample_chunk_prompts=3
@@ -99,7 +109,9 @@ def test_two_iterations_call_each_stage_in_order_on_the_current_policy(tmp_path:
     fakes = Fakes()
     final, reporter = run(tmp_path, fakes)
     assert final == "ckpt-r-iter001"
-    samples = [c for c in fakes.calls if c[0] == "sample"]
+    samples = [c for c in fakes.calls if c[0] == "sample" and c[3] > 1]  # not the held-out evaluation's
+    evals = [c for c in fakes.calls if c[0] == "sample" and c[3] == 1]
+    assert [c[1] for c in evals] == ["ckpt-r-iter000", "ckpt-r-iter001"]  # each new policy, after its load
     # 4 prompts per iteration in chunks of 3 (one seed per chunk), prompts wrapping around the 6.
     assert [len(c[2]) for c in samples] == [3, 1, 3, 1]
     assert [c[1] for c in samples] == ["base", "base", "ckpt-r-iter000", "ckpt-r-iter000"]
@@ -117,7 +129,7 @@ def test_two_iterations_call_each_stage_in_order_on_the_current_policy(tmp_path:
     assert ("finished", 1, "ckpt-r-iter001") in reporter.events
 
 
-@pytest.mark.parametrize("crash", ["sample", "score", "train", "load"])
+@pytest.mark.parametrize("crash", ["sample", "score", "train", "load", "eval"])
 def test_a_crash_in_any_stage_resumes_to_the_undisturbed_result(tmp_path: Path, crash: str) -> None:
     """Kill the loop inside each stage of iteration 0, then run again from the same directory: no
     finished stage is redone, and every file matches a run that was never interrupted."""
@@ -133,9 +145,12 @@ def test_a_crash_in_any_stage_resumes_to_the_undisturbed_result(tmp_path: Path, 
     assert final == "ckpt-r-iter001"
     assert stage_files(resumed) == stage_files(undisturbed)
     if "run/iter-000/samples.json" in after_crash:  # sampled before the crash: not sampled again
-        assert all(c[1] != "base" for c in fakes.calls if c[0] == "sample")
+        assert all(c[1] != "base" for c in fakes.calls if c[0] == "sample" and c[3] > 1)
     if "run/iter-000/scores.json" in after_crash:
-        assert sum(c[1] for c in fakes.calls if c[0] == "score") == 12  # iteration 1 only
+        assert sum(c[1] for c in fakes.calls if c[0] == "score" and c[2] == "run") == 12  # iteration 1 only
+    # The held-out evaluation runs after the load, on each iteration's new policy, once per iteration.
+    evaluated = [c[1] for c in fakes.calls if c[0] == "sample" and c[3] == 1]
+    assert evaluated == ["ckpt-r-iter000", "ckpt-r-iter001"]
 
 
 def test_resume_from_a_recorded_iteration_starts_at_the_next(tmp_path: Path) -> None:
@@ -148,7 +163,7 @@ def test_resume_from_a_recorded_iteration_starts_at_the_next(tmp_path: Path) -> 
     fakes = Fakes()
     final, reporter = run(partial, fakes, start=1, policy="ckpt-r-iter000")
     assert final == "ckpt-r-iter001"
-    assert {c[1] for c in fakes.calls if c[0] == "sample"} == {"ckpt-r-iter000"}
+    assert {c[1] for c in fakes.calls if c[0] == "sample" and c[3] > 1} == {"ckpt-r-iter000"}
     assert not [e for e in reporter.events if e[0] == "started" and e[1] == 0]
     assert stage_files(partial) == stage_files(full)
 
