@@ -16,7 +16,7 @@ from typing import Literal
 
 from orchestrator.raft_loop import Backends, PolicyServer, RunCancelled, Sampler, Scorer
 from orchestrator.settings import OrchestratorSettings
-from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT
+from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
@@ -234,7 +234,7 @@ async def open_backends(
     else:
         from orchestrator.replicas import RewarderPool
 
-        scorer = RewarderPool(scorers, REWARDER_REQUESTS_IN_FLIGHT)
+        scorer = RewarderPool(scorers)  # one request in flight per replica: see Backends
     gold = None
     if request.gold_rewarder_url is not None:
         gold_client = await stack.enter_async_context(
@@ -252,7 +252,7 @@ async def open_backends(
         sampler=sampler,
         scorer=scorer,
         sample_concurrency=sample_concurrency,
-        score_concurrency=len(scorers) * REWARDER_REQUESTS_IN_FLIGHT,
+        score_concurrency=len(scorers),
         trainer=trainer,
         policy_server=policy_server,
         gold_scorer=gold,

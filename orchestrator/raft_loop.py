@@ -121,8 +121,13 @@ class Backends:
     # Optional second reward, reported beside the one RAFT optimises and never used for ranking:
     # a gold reward next to a learned proxy makes reward hacking visible (proxy up, gold flat).
     gold_scorer: Scorer | None = None
-    # Calls in flight at once: each replica's requests in flight (raftflow.chunks) times the replicas
-    # (orchestrator/replicas.py). A stage chunk is one request, so this is what keeps servers busy.
+    # Calls in flight at once (a stage chunk is one request). Sampling: the generator client's requests
+    # in flight (raftflow.chunks) per replica, so no generator idles between chunks; its samples depend
+    # on the seed only. Scoring: ONE per rewarder replica, across all overlapped chunks, because the
+    # rewarder coalesces concurrent requests into batches and a different batch changes a reward in its
+    # last float bits: one request at a time keeps a run's scores bit-identical from run to run. (A score
+    # stage redone after a crash sends all samples at once instead of chunk by chunk, so its batches,
+    # and the last bits, can differ: tests/reliability compares rewards to 1e-6.)
     sample_concurrency: int = 1
     score_concurrency: int = 1
 
@@ -312,17 +317,23 @@ async def run_iteration(
 class OverlappedScores:
     """Scoring that starts on each sample chunk as it arrives, while the next chunks are sampled
     (``ORCHESTRATOR_OVERLAP_SCORING``): generation and reward-model forwards then run side by side on
-    their own devices or cores. Rewards are batch-independent, so they equal scoring everything after."""
+    their own devices or cores. The chunks share ``score_concurrency`` requests in flight (see
+    :class:`Backends`), so the rewards equal scoring everything after, to the last bit."""
 
     def __init__(self, ctx: RunContext, backends: Backends) -> None:
         self._ctx, self._backends = ctx, backends
         self._tasks: dict[int, asyncio.Task[list[ScoredPrompt]]] = {}
+        self._gate = asyncio.Semaphore(max(1, backends.score_concurrency))
+
+    async def _score(self, prompts: list[str], responses: list[str]) -> list[float]:
+        async with self._gate:
+            return await self._backends.scorer.score(prompts, responses)
 
     def add(self, start: int, rows: list[SampledPrompt]) -> None:
         self._tasks[start] = asyncio.ensure_future(
             score_samples(
                 rows,
-                self._backends.scorer.score,
+                self._score,
                 chunk_items=self._ctx.score_chunk_items,
                 concurrency=self._backends.score_concurrency,
             )

@@ -5,8 +5,8 @@ The RAFT stages (``raftflow/stages.py``) chunk a whole iteration's prompts, beca
 the unit of seeding, progress and overlapped scoring; the clients chunk what other callers hand them
 (held-out evaluation, log-probabilities, ``raftflow score``) so any size fits a server's request limit.
 The orchestrator builds its clients with the stages' chunk size, so a stage chunk is one request, and
-the stage keeps the client's number of requests in flight per server: a server never idles between
-two chunks, whoever did the splitting.
+the sample stage keeps the generator client's number of requests in flight per replica: a generator
+never idles between two chunks, whoever did the splitting.
 """
 
 from __future__ import annotations
@@ -20,6 +20,9 @@ T = TypeVar("T")
 # Requests in flight per server. The generator: two, so the next chunk is queued when one finishes (it
 # batches one request at a time; more would only wait). The rewarder: four, so its dynamic batcher has
 # requests to coalesce into full batches, few enough that one huge call does not monopolise its queue.
+# The RAFT loop scores one request at a time per rewarder replica instead (orchestrator.raft_loop's
+# Backends): a coalesced batch changes rewards in their last float bits, and a run's scores must be
+# the same whenever they are computed.
 GENERATOR_REQUESTS_IN_FLIGHT = 2
 REWARDER_REQUESTS_IN_FLIGHT = 4
 

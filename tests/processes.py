@@ -37,8 +37,9 @@ def start_service(
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     process = start_process(
-        module, "--port", str(port), *args, log_dir=log_dir, name=f"{name}-{port}", env=env, drop_env=drop_env
-    )
+        module, "--port", str(port), *args, log_dir=log_dir, name=name, env=env, drop_env=drop_env,
+        log_name=f"{name}-{port}",
+    )  # fmt: skip
     process.health_url = base_url + health_path
     if not wait:
         return process, base_url
@@ -57,15 +58,17 @@ def start_process(
     name: str | None = None,
     env: dict[str, str] | None = None,
     drop_env: Sequence[str] = (),
+    log_name: str | None = None,
 ) -> ServiceProcess:
     """``python -m MODULE ARGS`` started (a Celery worker, or a service waited for by the caller), in
     our environment plus ``env``, less the ``drop_env`` variables ``env`` does not set (a test of what
-    a process does without a setting must not inherit the suite's)."""
+    a process does without a setting must not inherit the suite's). Its log: ``LOG_DIR/<log_name or
+    name>.log``."""
     name = name or module
     process = ServiceProcess(
         name,
         python_module(module, *args),
-        log_path=Path(log_dir) / f"{name.replace('.', '_')}.log",
+        log_path=Path(log_dir) / f"{(log_name or name).replace('.', '_')}.log",
         env=env,
         cwd=REPO_ROOT,
     )

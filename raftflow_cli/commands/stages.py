@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT
+from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT
 from raftflow.conversation import PROMPT_FORMATS
 from raftflow.data import DataError, load_prompts, write_text2text
 from raftflow.schemas.runs import SamplingOptions
@@ -223,7 +223,8 @@ def _score(args: argparse.Namespace) -> int:
 
 
 async def _score_rows(args: argparse.Namespace, rows):
-    in_flight = 1
+    # One scoring call at a time, as a run scores (orchestrator.raft_loop.Backends): the rewarder's
+    # batches, and so the rewards to the last bit, are then the run's.
     if args.rewarder_url:
         from raftflow.clients.rewarder import RewarderClient
 
@@ -233,7 +234,7 @@ async def _score_rows(args: argparse.Namespace, rows):
             timeout=args.timeout,
             items_per_request=args.chunk_items,
         )
-        score, close, in_flight = client.score, client.aclose, REWARDER_REQUESTS_IN_FLIGHT
+        score, close = client.score, client.aclose
     else:
         from raftflow_cli.commands.local_backends import LocalScorer
 
@@ -243,9 +244,7 @@ async def _score_rows(args: argparse.Namespace, rows):
         score, close = scorer.score, scorer.close
     bar, progress = _bar("score")
     try:
-        return await score_samples(
-            rows, score, chunk_items=args.chunk_items, concurrency=in_flight, progress=progress
-        )
+        return await score_samples(rows, score, chunk_items=args.chunk_items, progress=progress)
     finally:
         bar.close()
         await close()

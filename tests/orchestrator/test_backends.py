@@ -33,12 +33,13 @@ def test_a_plain_vllm_url_fails_the_run_saying_what_to_run_instead() -> None:
 
 def test_a_run_keeps_each_clients_requests_in_flight_per_replica(monkeypatch) -> None:
     """A stage chunk is one request (the clients are built with the stage's chunk size), so the loop
-    itself keeps the clients' requests in flight: 2 per generator and 4 per rewarder replica."""
+    itself keeps the generator client's requests in flight: 2 per generator replica; scoring sends one
+    request per rewarder replica (coalesced batches would change rewards in their last bits)."""
     from contextlib import AsyncExitStack
 
     from orchestrator.backends import open_backends
     from orchestrator.settings import OrchestratorSettings
-    from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT
+    from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT
     from raftflow.schemas.runs import RunRequest
 
     monkeypatch.setenv("RAFTFLOW_ALLOW_NO_AUTH", "1")
@@ -55,9 +56,9 @@ def test_a_run_keeps_each_clients_requests_in_flight_per_replica(monkeypatch) ->
             return backends.sample_concurrency, backends.score_concurrency, sizes
 
     one = asyncio.run(build(["http://g:1"], ["http://r:1"]))
-    assert one == (GENERATOR_REQUESTS_IN_FLIGHT, REWARDER_REQUESTS_IN_FLIGHT, {8})
+    assert one == (GENERATOR_REQUESTS_IN_FLIGHT, 1, {8})
     two = asyncio.run(build(["http://g:1", "http://g:2"], ["http://r:1", "http://r:2", "http://r:3"]))
-    assert two == (2 * GENERATOR_REQUESTS_IN_FLIGHT, 3 * REWARDER_REQUESTS_IN_FLIGHT, {8})
+    assert two == (2 * GENERATOR_REQUESTS_IN_FLIGHT, 3, {8})
 
 
 def test_a_replica_pool_gives_each_replica_its_requests_in_flight_and_spreads_first() -> None:

@@ -61,6 +61,12 @@ from tests.reliability.fault_stack import (
 pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # slow: see `make test-slow`
 
 STAGE_FILES = ("samples.json", "scores.json", "selected.json")
+# A score stage redone after a crash sends its samples in other requests than the undisturbed run's
+# overlapped scoring did (all at once rather than one sample chunk at a time), and the rewarder's batches
+# differ with them; a different batch shape changes a reward in its last float bits (2e-8 measured on
+# the tiny reward model). Rewards, and the metrics made of them, are compared to this tolerance
+# (relative, or absolute for rewards near 0); samples, selections and everything else exactly.
+REWARD_TOL = 1e-6
 RELOAD_WARNING = "the generator stopped serving"  # orchestrator/raft_loop.py on_policy
 SHORT_WINDOW_S = 5.0
 View = dict[str, Any]
@@ -116,6 +122,18 @@ def stage_outputs(run_dir: Path, iterations: int) -> dict[str, Any]:
     }
 
 
+def same_output(got: Any, expected: Any) -> bool:
+    """Stage files equal: floats (rewards) to REWARD_TOL, relative or absolute; the rest exactly."""
+    if isinstance(got, float) and isinstance(expected, float):
+        return math.isclose(got, expected, rel_tol=REWARD_TOL, abs_tol=REWARD_TOL)
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return got.keys() == expected.keys() and all(same_output(got[k], expected[k]) for k in got)
+    if isinstance(got, list) and isinstance(expected, list):
+        pairs = zip(got, expected, strict=False)
+        return len(got) == len(expected) and all(same_output(a, b) for a, b in pairs)
+    return got == expected
+
+
 def is_timing(key: str) -> bool:
     """Wall times and throughputs: the only metrics a fault may change."""
     return key.endswith("_s") or key in {"train_train_runtime", "train_tokens_per_second"}
@@ -147,11 +165,12 @@ def check_intact(stack: FaultStack, run_id: str, view: View, baseline: Baseline)
         differ = {
             key: (value, expected[key])
             for key, value in it["metrics"].items()
-            if not is_timing(key) and not math.isclose(value, expected[key], rel_tol=1e-9, abs_tol=1e-12)
+            if not is_timing(key)
+            and not math.isclose(value, expected[key], rel_tol=REWARD_TOL, abs_tol=REWARD_TOL)
         }
         assert not differ, f"iteration {index}: metrics differ from the undisturbed run: {differ}"
     outputs = stage_outputs(run_dir, n)
-    changed = [name for name, value in outputs.items() if value != baseline.outputs[name]]
+    changed = [name for name, value in outputs.items() if not same_output(value, baseline.outputs[name])]
     assert not changed, f"stage outputs differ from the undisturbed run: {changed}"
     for name in names:
         assert stack.ledger(name).get("completions") == 1, (name, stack.ledger(name))
@@ -159,7 +178,7 @@ def check_intact(stack: FaultStack, run_id: str, view: View, baseline: Baseline)
         f"run succeeded: {n}/{n} iterations, {n} checkpoints (listing exact, no .tmp-* left), "
         f"{len(json_files)} JSON files parse, {len(weights)} safetensors load; metrics: the same "
         f"{len(baseline.metrics[0])} keys and values (wall times aside) as the undisturbed run, samples, "
-        "scores and selections identical; each job completed once"
+        "selections identical, rewards equal to 1e-6; each job completed once"
     )
 
 
