@@ -234,7 +234,7 @@ async def open_backends(
     else:
         from orchestrator.replicas import RewarderPool
 
-        scorer = RewarderPool(scorers)  # one request in flight per replica: see Backends
+        scorer = RewarderPool(scorers)  # one call in flight per replica: see raft_loop.Backends
     gold = None
     if request.gold_rewarder_url is not None:
         gold_client = await stack.enter_async_context(

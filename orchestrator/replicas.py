@@ -3,11 +3,11 @@
 Why not one URL in front of a load balancer: RAFT loads each new checkpoint into the generator, and a
 load through a balanced Service reaches ONE replica, so the others would go on sampling the old
 policy. The orchestrator therefore knows every replica: a load goes to all of them and the run goes
-on only when all serve it; sampling and scoring calls go to whichever replica has room, at most
-``in_flight`` calls per replica (its client's requests in flight, ``raftflow.chunks``: each call is one
-request); a replica that stays unreachable past its
-client's retry window is dropped with a warning while others remain, and its call is redone on
-another (same chunk, same seed: the same samples where the replicas are the same engine).
+on only when all serve it; sampling and scoring calls go to whichever replica has room: at most the
+generator client's requests in flight per generator (``raftflow.chunks``; each call is one request),
+one call per rewarder (``orchestrator.raft_loop.Backends`` says why). A replica that stays unreachable
+past its client's retry window is dropped with a warning while others remain, and its call is redone
+on another (same chunk, same seed: the same samples where the replicas are the same engine).
 """
 
 from __future__ import annotations
@@ -128,8 +128,8 @@ class GeneratorPool(ReplicaPool[GeneratorPolicyServer]):
 
 
 class RewarderPool(ReplicaPool[RewardScorer]):
-    def __init__(self, replicas: Sequence[RewardScorer], in_flight: int = 1) -> None:
-        super().__init__(replicas, lambda r: r.client.base_url, "rewarder", in_flight)
+    def __init__(self, replicas: Sequence[RewardScorer]) -> None:
+        super().__init__(replicas, lambda r: r.client.base_url, "rewarder")
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
         return await self.call(lambda r: r.score(prompts, responses))
