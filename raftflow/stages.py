@@ -108,7 +108,6 @@ async def score_samples(
     return out
 
 
-
 def texts_of(rows: Sequence[SampledPrompt]) -> list[list[str]]:
     return [[s.text for s in row.samples] for row in rows]
 

@@ -80,6 +80,7 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
     )
     rm_config = json.loads((Path(rm.checkpoint) / "config.json").read_text())
     assert rm_config["raftflow_prompt_format"] == "hh"  # MiniLM has no chat template
+    assert rm_config["raftflow_max_length"] == 256  # what the rewarder reads by default
     assert 0.0 <= rm.metrics["eval_accuracy"] <= 1.0
 
     redis_url = redis_db(redis_server_url, 13)
@@ -99,7 +100,8 @@ def test_one_lora_raft_iteration_on_real_models_through_the_services(
         env.update(GENERATOR_URL=generator, REWARDER_URL=rewarder, ARTIFACTS_DIR=str(tmp_path / "art"))
         env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'runs.db'}"
         orchestrator = start("orchestrator")
-        assert httpx.get(f"{rewarder}/info", timeout=10).json()["format"] == "hh"  # recorded by the job
+        info = httpx.get(f"{rewarder}/info", timeout=10).json()
+        assert (info["format"], info["max_length"]) == ("hh", 256)  # both recorded by the job
 
         body = {
             "policy": str(pretrained["policy"]),

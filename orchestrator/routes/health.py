@@ -13,4 +13,3 @@ def health(request: Request) -> dict[str, str]:
     with request.app.state.engine.connect() as conn:  # the store is the one thing we cannot run without
         conn.execute(text("select 1"))
     return {"status": "ok"}
-

@@ -55,7 +55,8 @@ class RewarderSettings(CommonSettings):
         default=None,
         ge=1,
         description="Most tokens scored per item; longer items lose the start of the prompt first. Default: "
-        "the model's context length.",
+        "the length a raftflow reward-model job trained the checkpoint on (config.json's "
+        "raftflow_max_length), else the model's context length.",
     )
     max_batch_size: int = Field(default=32, ge=1, description="Most items in one forward pass.")
     max_batch_tokens: int = Field(

@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from raftflow.data import PreferencePair
+from raftflow.encoding import MAX_LENGTH_KEY
 from raftflow.modeling import load_tokenizer
 from raftflow.schemas.jobs import RewardModelJob
 from services.trainer.config import RewardConfig, close_tracker_runs
@@ -84,6 +85,11 @@ class BradleyTerryTrainer(Trainer):
         return loss.detach(), logits, torch.zeros(len(logits), device=logits.device)
 
 
+def _base_config(model: torch.nn.Module) -> Any:
+    """The config that is saved: the base model's under a peft wrapper (merged or not)."""
+    return model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+
+
 def _grouped_pairs(dataset: Any, batch_size: int, seed: int) -> Any:
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
@@ -144,6 +150,8 @@ def train_reward_model(
                 "eval_pairs": len(eval_pairs),
             }
         )
+    # Recorded beside the prompt format: the rewarder truncates to what the head learned to read.
+    setattr(_base_config(trainer.model), MAX_LENGTH_KEY, max_length)
     save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
     close_tracker_runs(config.report_to)
     return metrics

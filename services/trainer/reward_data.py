@@ -10,8 +10,9 @@ from typing import TypedDict, TypeVar
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from raftflow.conversation import ResolvedFormat, adds_special_tokens, render_pair
+from raftflow.conversation import ResolvedFormat, Span, adds_special_tokens, render_pair
 from raftflow.data import PreferencePair
+from raftflow.encoding import Encoder
 
 T = TypeVar("T")
 
@@ -27,31 +28,34 @@ def tokenize_pairs(
     max_length: int,
     prompt_format: ResolvedFormat = "raw",
 ) -> list[PairFeature]:
-    """Each answer rendered with its prompt exactly as the rewarder renders an ``inputs`` pair
-    (raftflow.conversation), so the model learns to score the text it will be asked to score.
-    Truncation keeps the END of each text: the classifier scores the last token, and the response
-    (where chosen and rejected differ) is at the end."""
+    """Each answer rendered with its prompt and truncated exactly as the rewarder renders and truncates
+    an ``inputs`` pair (raftflow.conversation, raftflow.encoding), so the model learns to score the
+    text it will be asked to score. A long text loses the start of its prompt first; the special
+    tokens at either end stay, which matters for encoders: BERT's classifier reads [CLS], and a plain
+    "last max_length tokens" cut dropped it from every long text (half of the hh profile's pairs)."""
+    encoder = Encoder(tokenizer, max_length, ["input_ids"])
     special = adds_special_tokens(prompt_format)
-    chosen = tokenizer(
-        [pair_text(p, p.chosen, tokenizer, prompt_format) for p in pairs], add_special_tokens=special
-    )
-    rejected = tokenizer(
-        [pair_text(p, p.rejected, tokenizer, prompt_format) for p in pairs], add_special_tokens=special
-    )
-    chosen, rejected = chosen["input_ids"], rejected["input_ids"]
-    return [
-        {"chosen_ids": c[-max_length:], "rejected_ids": r[-max_length:]}
-        for c, r in zip(chosen, rejected, strict=True)
-    ]
+
+    def encoded(answers: list[str]) -> list[list[int]]:
+        rendered = [_rendered(p, a, tokenizer, prompt_format) for p, a in zip(pairs, answers, strict=True)]
+        texts = [text for text, _ in rendered]
+        spans = [span for _, span in rendered]
+        return [e.features["input_ids"] for e in encoder.encode(texts, spans, add_special_tokens=special)]
+
+    chosen = encoded([p.chosen for p in pairs])
+    rejected = encoded([p.rejected for p in pairs])
+    return [{"chosen_ids": c, "rejected_ids": r} for c, r in zip(chosen, rejected, strict=True)]
 
 
-def pair_text(
+def _rendered(
     pair: PreferencePair, answer: str, tokenizer: PreTrainedTokenizerBase, prompt_format: ResolvedFormat
-) -> str:
-    """The text scored for one answer: rendered with the pair's prompt, or the answer whole."""
+) -> tuple[str, Span | None]:
+    """The text scored for one answer and the span truncation may cut first: rendered with the pair's
+    prompt, or the answer whole (no prompt span: the oldest tokens go first)."""
     if pair.prompt is None:
-        return answer
-    return render_pair(pair.prompt, answer, prompt_format, tokenizer).text
+        return answer, None
+    rendered = render_pair(pair.prompt, answer, prompt_format, tokenizer)
+    return rendered.text, rendered.prompt_span
 
 
 def split_holdout(items: Sequence[T], fraction: float, seed: int) -> tuple[list[T], list[T]]:

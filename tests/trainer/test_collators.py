@@ -79,3 +79,32 @@ def test_pairs_keep_the_end_and_batch_chosen_before_rejected(tokenizer) -> None:
     assert split_holdout(list(range(10)), 0.25, seed=3) == (train, held)
     assert split_holdout([1, 2], 0.01, seed=0)[1] != []  # at least one held out
     assert split_holdout([1, 2, 3], 0.0, seed=0)[1] == []
+
+
+def test_long_pairs_keep_the_encoder_special_tokens_and_cut_the_prompt_first(tmp_path: Path) -> None:
+    """A BERT-style reward model reads [CLS]: a long pair must keep it (and [SEP]), losing the oldest
+    prompt words instead, token for token what the rewarder's encoder sends the model at serving."""
+    from transformers import BertTokenizerFast
+
+    from raftflow.conversation import render_pair
+    from raftflow.encoding import Encoder
+    from services.trainer.reward_data import tokenize_pairs
+
+    words = ["human", "assistant", ":", "tell", "me", "a", "story", "once", "upon", "time", "good", "bad"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    bert = BertTokenizerFast(vocab_file=str(vocab))
+    prompt = "\n\nHuman: tell me a story " + "once upon a time " * 10
+    pair = PreferencePair("good good", "bad", prompt)
+
+    [features] = tokenize_pairs([pair], bert, max_length=12, prompt_format="hh")
+    chosen = features["chosen_ids"]
+    assert len(chosen) == 12
+    assert chosen[0] == bert.cls_token_id and chosen[-1] == bert.sep_token_id
+    # the first turn's tag stays, the oldest story words go, the whole reply stays
+    expected = "[CLS] human : once upon a time assistant : good good [SEP]".split()
+    assert bert.convert_ids_to_tokens(chosen) == expected
+    rendered = render_pair(prompt, pair.chosen, "hh", bert)
+    served = Encoder(bert, 12, ["input_ids"]).encode([rendered.text], [rendered.prompt_span], True)
+    assert served[0].features["input_ids"] == chosen
+    assert features["rejected_ids"][0] == bert.cls_token_id

@@ -52,6 +52,13 @@ def test_lora_reward_model_from_a_classifier_checkpoint(
     model = load_reward_model(result.checkpoint)  # num_labels 1 and pad id survive the merge
     assert model.config.num_labels == 1 and model.config.pad_token_id is not None
     assert pairwise_accuracy(result.checkpoint, preference_pairs(40, seed=7)) >= 0.8
+    # The training length survives the merge, and a rewarder reads no more than that by default.
+    from services.rewarder.settings import RewarderSettings
+    from services.rewarder.sources.model import ModelSource
+
+    assert model.config.raftflow_max_length == 32
+    assert ModelSource(RewarderSettings(model=result.checkpoint)).max_length == 32
+    assert ModelSource(RewarderSettings(model=result.checkpoint, max_length=64)).max_length == 64
 
 
 def test_reward_model_grouped_by_length_learns_and_evaluates(tiny_models, tmp_path: Path) -> None:

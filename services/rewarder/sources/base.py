@@ -12,7 +12,7 @@ from raftflow.schemas.reward import RewardItem
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from services.rewarder.encoding import Encoder
+    from raftflow.encoding import Encoder
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import logging
 from typing import TYPE_CHECKING, Literal
 
 from raftflow.conversation import Span
+from raftflow.encoding import Encoder, trained_max_length
 from raftflow.modeling import (
     checkpoint_version,
     default_dtype,
@@ -23,7 +24,6 @@ from raftflow.modeling import (
     resolve_device,
 )
 from raftflow.schemas.reward import RewardItem
-from services.rewarder.encoding import Encoder
 from services.rewarder.settings import RewarderSettings
 from services.rewarder.sources.base import Prepared, encode_items
 
@@ -110,7 +110,9 @@ class ModelSource:
 def resolve_max_length(
     requested: int | None, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 ) -> int:
-    """The token limit per item: the setting, checked against what the model can take."""
+    """The token limit per item: the setting, checked against what the model can take; unset, the
+    length a raftflow reward-model job trained the checkpoint on (its ``raftflow_max_length``), else
+    the model's context."""
     limits = [
         value
         for value in (
@@ -122,6 +124,9 @@ def resolve_max_length(
     ]
     context = min(limits) if limits else None
     if requested is None:
+        trained = trained_max_length(model.config)
+        if trained is not None:
+            return min(trained, context) if context else trained
         return context or DEFAULT_MAX_LENGTH
     if context is not None and requested > context:
         raise ValueError(f"max_length={requested} exceeds the model's context length {context}")

@@ -19,9 +19,9 @@ from typing import Any, Literal
 import httpx
 
 from raftflow.conversation import Span
+from raftflow.encoding import Encoder
 from raftflow.modeling import checkpoint_version, load_tokenizer
 from raftflow.schemas.reward import RewardItem
-from services.rewarder.encoding import Encoder
 from services.rewarder.settings import RewarderSettings
 from services.rewarder.sources.base import Prepared, RewardSourceError, encode_items
 from services.rewarder.sources.model import resolve_max_length

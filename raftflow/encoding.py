@@ -21,6 +21,16 @@ from raftflow.conversation import Span
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
+MAX_LENGTH_KEY = "raftflow_max_length"
+"""config.json key where a reward-model job records the tokens per text it trained on: the rewarder
+scores with the same limit by default, so it never reads more context than the model learned from."""
+
+
+def trained_max_length(config: object) -> int | None:
+    """The token limit a raftflow reward-model job recorded in ``config``, or None."""
+    value = getattr(config, MAX_LENGTH_KEY, None)
+    return value if isinstance(value, int) and value > 0 else None
+
 
 @dataclass(frozen=True)
 class Encoded:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raftflow.conversation import render_pair
-from services.rewarder.encoding import Encoder, kept_positions
+from raftflow.encoding import Encoder, kept_positions
 
 
 def test_nothing_is_dropped_when_it_fits():
