@@ -86,7 +86,8 @@ class BradleyTerryTrainer(Trainer):
 
 
 def _base_config(model: torch.nn.Module) -> Any:
-    """The config that is saved: the base model's under a peft wrapper (merged or not)."""
+    """The config that is saved: the base model's under a peft wrapper (merged or not; save_trained
+    saves this same object on one process or many)."""
     return model.get_base_model().config if hasattr(model, "get_base_model") else model.config
 
 
@@ -151,7 +152,7 @@ def train_reward_model(
             }
         )
     # Recorded beside the prompt format: the rewarder truncates to what the head learned to read.
-    setattr(_base_config(trainer.model), MAX_LENGTH_KEY, max_length)
+    setattr(_base_config(trainer.accelerator.unwrap_model(trainer.model)), MAX_LENGTH_KEY, max_length)
     save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
     close_tracker_runs(config.report_to)
     return metrics
