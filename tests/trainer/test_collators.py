@@ -102,7 +102,8 @@ def test_long_pairs_keep_the_encoder_special_tokens_and_cut_the_prompt_first(tmp
     assert len(chosen) == 12
     assert chosen[0] == bert.cls_token_id and chosen[-1] == bert.sep_token_id
     # the first turn's tag stays, the oldest story words go, the whole reply stays
-    expected = "[CLS] human : once upon a time assistant : good good [SEP]".split()
+    expected = ["[CLS]", "human", ":", "once", "upon", "a", "time"]
+    expected += ["assistant", ":", "good", "good", "[SEP]"]
     assert bert.convert_ids_to_tokens(chosen) == expected
     rendered = render_pair(prompt, pair.chosen, "hh", bert)
     served = Encoder(bert, 12, ["input_ids"]).encode([rendered.text], [rendered.prompt_span], True)
