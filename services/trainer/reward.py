@@ -27,7 +27,13 @@ from services.trainer.config import RewardConfig, close_tracker_runs
 from services.trainer.metrics import finite, training_metrics
 from services.trainer.reward_data import PairCollator, split_holdout, tokenize_pairs
 from services.trainer.runtime import Runtime
-from services.trainer.weights import apply_lora, effective_max_length, resolve_job_format, save_trained
+from services.trainer.weights import (
+    apply_lora,
+    effective_max_length,
+    resolve_job_format,
+    save_trained,
+    saved_config,
+)
 
 
 class BradleyTerryTrainer(Trainer):
@@ -83,12 +89,6 @@ class BradleyTerryTrainer(Trainer):
             return loss.detach(), None, None
         logits = torch.stack([outputs["rewards_chosen"], outputs["rewards_rejected"]], dim=1)
         return loss.detach(), logits, torch.zeros(len(logits), device=logits.device)
-
-
-def _base_config(model: torch.nn.Module) -> Any:
-    """The config that is saved: the base model's under a peft wrapper (merged or not; save_trained
-    saves this same object on one process or many)."""
-    return model.get_base_model().config if hasattr(model, "get_base_model") else model.config
 
 
 def _grouped_pairs(dataset: Any, batch_size: int, seed: int) -> Any:
@@ -152,7 +152,7 @@ def train_reward_model(
             }
         )
     # Recorded beside the prompt format: the rewarder truncates to what the head learned to read.
-    setattr(_base_config(trainer.accelerator.unwrap_model(trainer.model)), MAX_LENGTH_KEY, max_length)
+    setattr(saved_config(trainer.accelerator.unwrap_model(trainer.model)), MAX_LENGTH_KEY, max_length)
     save_trained(trainer, tokenizer, staging, config.lora, prompt_format)
     close_tracker_runs(config.report_to)
     return metrics

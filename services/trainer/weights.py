@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 from raftflow.conversation import CONFIG_KEY, ResolvedFormat, recorded_format, resolve_format
 from raftflow.data import DataError
@@ -87,6 +87,12 @@ def resolve_job_format(
         raise DataError(f"prompt_format: {exc}") from exc
 
 
+def saved_config(model: PreTrainedModel) -> PretrainedConfig:
+    """The config that ends up in config.json: the base model's under a peft wrapper (merged or not),
+    so a key set on it is saved however the adapters are."""
+    return model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+
+
 def save_checkpoint(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -100,8 +106,7 @@ def save_checkpoint(
     if lora is not None and lora.merge:
         model = model.merge_and_unload()
     if prompt_format is not None:
-        config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
-        setattr(config, CONFIG_KEY, prompt_format)
+        setattr(saved_config(model), CONFIG_KEY, prompt_format)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
 
