@@ -235,6 +235,7 @@ class HHPipeline(DemoPipeline):
                         "ppl": ppl,
                         "distinct_2": distinct_n(flat, 2),
                         "mean_length": float(np.mean([s.completion_tokens for row in rows for s in row])),
+                        "samples": int(rewards.size),
                         "shown": [row[0] for row in texts[: c.eval.shown_prompts]],
                     }
                 )

@@ -4,6 +4,7 @@ the answers to a few fixed prompts, and a plot (report.txt / report.json / repor
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,19 @@ class HHRow(BaseModel):
     ppl: float = Field(description="Perplexity of the held-out chosen replies.")
     distinct_2: float
     mean_length: float = Field(description="Tokens per sample.")
+    samples: int = Field(
+        default=0, ge=0, description="Held-out samples scored (prompts x K); 0: not recorded."
+    )
     shown: list[str] = Field(description="First sample for each shown held-out prompt.")
 
 
 class HHSummary(BaseModel):
     reward_gain_std: float = Field(description="(final reward - SFT reward) / SFT reward std.")
+    reward_gain_se: float | None = Field(
+        default=None,
+        description="Standard error of reward_gain_std from the two rows' sample counts and stds (the "
+        "rows as independent samples; sharing the prompts makes the true error somewhat smaller).",
+    )
     rising_iterations: int
     distinct2_ratio: float
     ppl_ratio: float
@@ -93,6 +102,13 @@ def summarize_hh(rows: list[HHRow], config: HHConfig, rm_accuracy: float | None)
     t = config.targets
     first, last = rows[0], rows[-1]
     gain_std = (last.reward - first.reward) / first.reward_std if first.reward_std > 0 else 0.0
+    gain_se = None
+    if first.samples and last.samples and first.reward_std > 0:
+        gain_se = math.sqrt(first.reward_std**2 / first.samples + last.reward_std**2 / last.samples)
+        gain_se /= first.reward_std
+    gain_measured = f"{gain_std:+.2f}" + (
+        f" (standard error {gain_se:.2f}, {last.samples} samples per row)" if gain_se is not None else ""
+    )
     rising = sum(b.reward > a.reward for a, b in zip(rows, rows[1:], strict=False))
     d2 = last.distinct_2 / first.distinct_2 if first.distinct_2 > 0 else 0.0
     ppl = last.ppl / first.ppl if first.ppl > 0 else float("inf")
@@ -103,7 +119,7 @@ def summarize_hh(rows: list[HHRow], config: HHConfig, rm_accuracy: float | None)
         Target(name="held-out reward rises", wanted=f">= {t.min_rising_iterations} of {len(rows) - 1}",
                measured=str(rising), met=rising >= t.min_rising_iterations),
         Target(name="final held-out reward over SFT", wanted=f">= {t.min_reward_gain_std} SFT reward std",
-               measured=f"{gain_std:+.2f}", met=gain_std >= t.min_reward_gain_std),
+               measured=gain_measured, met=gain_std >= t.min_reward_gain_std),
         Target(name="distinct-2 kept", wanted=f">= {t.min_distinct2_ratio}x SFT", measured=f"{d2:.3f}x",
                met=d2 >= t.min_distinct2_ratio),
         Target(name="held-out perplexity", wanted=f"<= {t.max_ppl_ratio}x SFT", measured=f"{ppl:.3f}x",
@@ -111,6 +127,7 @@ def summarize_hh(rows: list[HHRow], config: HHConfig, rm_accuracy: float | None)
     ]  # fmt: skip
     return HHSummary(
         reward_gain_std=gain_std,
+        reward_gain_se=gain_se,
         rising_iterations=rising,
         distinct2_ratio=d2,
         ppl_ratio=ppl,

@@ -3,6 +3,7 @@
     0. tiny models + the task's datasets (offline, seeded)
     1. SFT of the base policy on the SFT set             -> a trainer job through Redis
     2. the PROXY reward model on gold-labelled pairs     -> a trainer job through Redis
+       (corpus pairs, plus the SFT policy's own samples when ``reward_model.policy_prompts`` > 0)
     3. RAFT: ``POST /iterations`` on the orchestrator (proxy reward ranks, gold reward is reported)
     4. every checkpoint judged on held-out prompts (generator + both rewarders), perplexity in-process
     5. the report (table, plot, JSON, verdict)
@@ -17,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import os
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,17 +28,20 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from raftflow.atomic import write_json_atomic
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.trainer import TrainerClient
-from raftflow.data import load_pairs, load_prompts
+from raftflow.data import PreferencePair, load_pairs, load_preferences, load_prompts, write_preferences_jsonl
 from raftflow.processes import ServiceProcess
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest, RunView
+from raftflow.seeds import derive_seed
 from raftflow_cli.demo.config import DemoConfig
 from raftflow_cli.demo.data import DemoData, build_demo_data
 from raftflow_cli.demo.evaluation import EvalClients, evaluate_checkpoint, perplexities
+from raftflow_cli.demo.policy_pairs import mixed_pairs, policy_preference_pairs
 from raftflow_cli.demo.report import DemoReport, build_report, write_report
 from raftflow_cli.demo.stack import GOLD_FUNCTION, LocalStack, StackSettings, interrupts_as_exceptions
 from raftflow_cli.tiny_models import build_models
@@ -96,9 +101,11 @@ class DemoPipeline:
                     with self.clock.stage("sft"):
                         job = self.sft_job(models["policy"], data)
                         sft = self.train(trainer, job, "1/3 SFT", stack.processes["trainer"])
+                    with self.clock.stage("policy_pairs"):
+                        preferences = self.reward_pairs(stack, sft.checkpoint, data)
                     with self.clock.stage("reward_model"):
                         rm_start = sft.checkpoint if config.reward_model.init_from_sft else models["reward"]
-                        job = self.reward_job(str(rm_start), data)
+                        job = self.reward_job(str(rm_start), preferences)
                         rm = self.train(trainer, job, "2/3 reward model", stack.processes["trainer"])
                 self.say(self.describe_rm(rm))
                 with self.clock.stage("start_services"):
@@ -200,7 +207,47 @@ class DemoPipeline:
             prompt_format="raw",  # a continuation task: the policy continues the fortune's first words
         )
 
-    def reward_job(self, start: str, data: DemoData) -> RewardModelJob:
+    def reward_pairs(self, stack: LocalStack, policy: str, data: DemoData) -> Path:
+        """The reward model's pairs: the corpus pairs alone, or mixed with on-policy pairs (the SFT
+        policy's samples on ``policy_prompts`` SFT-set prompts, best vs worst by gold; see
+        :mod:`raftflow_cli.demo.policy_pairs`). Sampled through the running generator and scored by the
+        gold rewarder, seeded, so a re-run writes the same file."""
+        c, options = self.config, self.config.reward_model
+        if options.policy_prompts == 0:
+            return data.preferences
+        prompts = sorted({p.prompt for p in load_pairs(data.sft)})
+        random.Random(derive_seed(c.seed, "policy_pairs")).shuffle(prompts)
+        prompts = prompts[: options.policy_prompts]
+        params = SamplingParams(
+            max_tokens=c.raft.max_new_tokens,
+            temperature=c.raft.temperature,  # RAFT's: the samples the proxy will be asked to rank
+            top_p=c.raft.top_p,
+            top_k=0,
+            seed=derive_seed(c.seed, "policy_pairs"),
+        )
+        stack.wait_healthy("generator", "gold_rewarder")
+        self.say(f"on-policy pairs: the SFT policy on {len(prompts)} prompts x {options.policy_samples}")
+
+        async def sample() -> list[PreferencePair]:
+            async with (
+                CompletionsClient(stack.urls["generator"], api_token=stack.token) as generator,
+                RewarderClient(stack.urls["gold_rewarder"], api_token=stack.token) as gold,
+            ):
+                return await policy_preference_pairs(
+                    generator, gold, policy, prompts, options.policy_samples, params, c.data.pair_min_gap
+                )
+
+        policy_pairs = asyncio.run(sample())
+        write_preferences_jsonl(data.directory / "policy_pairs.jsonl", policy_pairs)
+        path = data.directory / "reward_pairs.jsonl"
+        write_preferences_jsonl(path, mixed_pairs(load_preferences(data.preferences), policy_pairs, c.seed))
+        data.card["policy_prompts"] = len(prompts)
+        data.card["policy_pairs"] = len(policy_pairs)
+        write_json_atomic(data.directory / "data_card.json", data.card)
+        self.say(f"on-policy pairs: {len(policy_pairs)} of {len(prompts)} prompts (the rest were near-ties)")
+        return path
+
+    def reward_job(self, start: str, preferences: Path) -> RewardModelJob:
         c = self.config
         training = TrainingConfig(
             epochs=c.reward_model.epochs,
@@ -215,7 +262,7 @@ class DemoPipeline:
         return RewardModelJob(
             job_id=self.job_id("rm", *parts),
             model=start,
-            data=str(data.preferences),
+            data=str(preferences),
             output_dir=str(self.out / "checkpoints"),
             training=training,
             eval_fraction=c.reward_model.eval_fraction,

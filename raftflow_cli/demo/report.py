@@ -258,7 +258,10 @@ def render_table(report: DemoReport) -> str:
         "best-of-K and gold@best use the proxy's pick."
     )
     accuracy = f"{s.reward_model_accuracy:.3f}" if s.reward_model_accuracy is not None else "n/a"
-    lines.append(f"proxy reward model held-out pairwise accuracy: {accuracy}")
+    trained_on = f"{report.data.get('preference_pairs', 0)} corpus pairs"
+    if report.data.get("policy_pairs"):
+        trained_on += f" + {report.data['policy_pairs']} pairs of the SFT policy's own samples"
+    lines.append(f"proxy reward model held-out pairwise accuracy: {accuracy} (gold-labelled: {trained_on})")
     lines.extend(target_lines(s.targets))
     lines.extend(s.lines)
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in report.stage_seconds.items())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from raftflow.data import load_preferences
 from raftflow_cli.commands import main
 from raftflow_cli.demo.stack import pid_alive, processes_in_groups
 
@@ -81,6 +82,24 @@ def test_report_json_has_one_finite_row_per_checkpoint(fast_run: tuple[int, Path
     assert summary["targets"][0]["met"] is False and summary["all_met"] is False
     accuracy = report["reward_model"]["metrics"]["eval_accuracy"]
     assert 0.0 <= accuracy <= 1.0
+
+
+def test_reward_model_trains_on_corpus_and_on_policy_pairs(fast_run: tuple[int, Path]) -> None:
+    """The fast profile samples the SFT policy on 32 prompts for on-policy pairs: every pair the
+    report counts is in the file the reward-model job read, each a response to its own prompt."""
+    _, out = fast_run
+    card = json.loads((out / "data" / "data_card.json").read_text())
+    assert card["policy_prompts"] == 32
+    policy = load_preferences(out / "data" / "policy_pairs.jsonl")
+    assert len(policy) == card["policy_pairs"] <= 32
+    assert all(pair.chosen != pair.rejected and pair.prompt for pair in policy)
+    trained_on = load_preferences(out / "data" / "reward_pairs.jsonl")
+    assert len(trained_on) == card["preference_pairs"] + card["policy_pairs"]
+    assert set(policy) <= set(trained_on)
+    report = json.loads((out / "report.json").read_text())
+    metrics = report["reward_model"]["metrics"]
+    assert metrics["examples"] + metrics["dropped_examples"] + metrics["eval_pairs"] == len(trained_on)
+    assert f"{card['preference_pairs']} corpus pairs" in (out / "report.txt").read_text()
 
 
 def test_stack_is_gone_and_nothing_half_written(fast_run: tuple[int, Path]) -> None:

@@ -49,6 +49,19 @@ def test_verdict_checks_each_target_of_the_issue() -> None:
     assert not met["held-out reward rises"]  # 0 -> .2, .2 -> .1, .1 -> .4, .4 -> .3: two rises
     assert not met["final held-out reward over SFT"] and not met["held-out perplexity"]
     assert met["distinct-2 kept"] and not worse.all_met
+    assert summary.reward_gain_se is None  # rows that do not record their sample count
+
+
+def test_gain_carries_its_standard_error_in_sft_std_units() -> None:
+    first = row(0, 0.0, reward_std=0.5)
+    first.samples = 60
+    last = row(1, 0.3, reward_std=0.4)
+    last.samples = 60
+    summary = summarize_hh([first, last], HHConfig(), rm_accuracy=0.7)
+    # sqrt(0.5^2/60 + 0.4^2/60) / 0.5 = 0.1653
+    assert abs(summary.reward_gain_std - 0.6) < 1e-9 and abs(summary.reward_gain_se - 0.1653) < 1e-4
+    gain = next(t for t in summary.targets if t.name == "final held-out reward over SFT")
+    assert gain.measured == "+0.60 (standard error 0.17, 60 samples per row)" and gain.met
 
 
 def test_report_prints_the_table_targets_and_answers_and_plots(tmp_path: Path) -> None:
