@@ -27,6 +27,7 @@ class Fakes:
     def __init__(self) -> None:
         self.trained: list[SFTJob] = []
         self.served = "policy"
+        self.logprob_calls = 0
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         return [
@@ -47,6 +48,7 @@ class Fakes:
         assert checkpoint == "policy"  # KL is to the run's initial policy
 
     async def logprobs(self, prompts: list[str], responses: list[str], model: str = "current") -> list[float]:
+        self.logprob_calls += 1
         return [-5.0 + (LOG_RATIO[r] if model == "current" else 0.0) for r in responses]
 
 
@@ -59,14 +61,15 @@ class Reporter:
         self.metrics = metrics
 
 
-def run_once(tmp_path: Path, **options: object) -> tuple[Fakes, Reporter, Path]:
+def run_once(tmp_path: Path, current: str = "after-1", **options: object) -> tuple[Fakes, Reporter, Path]:
+    """One iteration whose current policy is ``current`` (the run started from "policy")."""
     prompts = tmp_path / "prompts.json"
     write_text_only(prompts, [f"question {i}" for i in range(4)])
     request = RunRequest(policy="policy", prompts=str(prompts), k=2, prompts_per_iteration=4, **options)
     fakes, reporter = Fakes(), Reporter()
     ctx = RunContext(run_id="run", request=request, run_dir=tmp_path / "run", reporter=reporter)
     backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
-    asyncio.run(run_iteration(ctx, backends, 0, "policy", [f"question {i}" for i in range(4)], []))
+    asyncio.run(run_iteration(ctx, backends, 0, current, [f"question {i}" for i in range(4)], []))
     return fakes, reporter, ctx.iteration_dir(0) / "selected.json"
 
 
@@ -85,6 +88,14 @@ def test_kl_penalised_ranking_holds_back_what_the_policy_already_overweights(tmp
     assert reporter.metrics["selected_reward"] == pytest.approx(0.6)  # the raw reward of what was kept
     cached = json.loads((selected.parent / "sample_kl.json").read_text())
     assert cached == [[pytest.approx(2.0), pytest.approx(0.1)]] * 4  # stored: a resume does not rescore
+
+
+def test_the_initial_policy_has_zero_kl_without_a_forward_pass(tmp_path: Path) -> None:
+    fakes, reporter, selected = run_once(tmp_path, current="policy", kl_coef=0.5)
+    assert fakes.logprob_calls == 0  # log p - log p0 of the reference itself: 0 by definition, not computed
+    assert reporter.metrics["sample_kl"] == 0.0
+    assert {pair.response for pair in load_pairs(selected)} == {"a loved answer"}  # reward alone decides
+    assert json.loads((selected.parent / "sample_kl.json").read_text()) == [[0.0, 0.0]] * 4
 
 
 def test_sft_pairs_make_the_asked_share_of_each_fine_tuning_set(tmp_path: Path) -> None:
