@@ -211,13 +211,22 @@ class DemoPipeline:
         """The reward model's pairs: the corpus pairs alone, or mixed with on-policy pairs (the SFT
         policy's samples on ``policy_prompts`` SFT-set prompts, best vs worst by gold; see
         :mod:`raftflow_cli.demo.policy_pairs`). Sampled through the running generator and scored by the
-        gold rewarder, seeded, so a re-run writes the same file."""
+        gold rewarder, seeded; the file is named by a hash of what decides it, like the training jobs,
+        so a re-run with the same SFT checkpoint and settings reuses it (and then the reward model)."""
         c, options = self.config, self.config.reward_model
         if options.policy_prompts == 0:
             return data.preferences
+        sampling = (c.raft.temperature, c.raft.top_p, c.raft.max_new_tokens, c.data.pair_min_gap)
+        pairs_path = (
+            data.directory / f"{self.job_id('policy-pairs', policy, options.model_dump(), sampling)}.jsonl"
+        )
         prompts = sorted({p.prompt for p in load_pairs(data.sft)})
         random.Random(derive_seed(c.seed, "policy_pairs")).shuffle(prompts)
         prompts = prompts[: options.policy_prompts]
+        if pairs_path.exists():
+            policy_pairs = load_preferences(pairs_path)
+            self.say(f"on-policy pairs: {len(policy_pairs)}, reused from {pairs_path.name}")
+            return self.write_reward_pairs(data, policy_pairs, len(prompts))
         params = SamplingParams(
             max_tokens=c.raft.max_new_tokens,
             temperature=c.raft.temperature,  # RAFT's: the samples the proxy will be asked to rank
@@ -238,13 +247,21 @@ class DemoPipeline:
                 )
 
         policy_pairs = asyncio.run(sample())
-        write_preferences_jsonl(data.directory / "policy_pairs.jsonl", policy_pairs)
+        write_preferences_jsonl(pairs_path, policy_pairs)
+        self.say(
+            f"on-policy pairs: {len(policy_pairs)} of {len(prompts)} prompts (the rest: near-ties or blank)"
+        )
+        return self.write_reward_pairs(data, policy_pairs, len(prompts))
+
+    def write_reward_pairs(self, data: DemoData, policy_pairs: list[PreferencePair], prompts: int) -> Path:
+        """The reward-model job's file (corpus and on-policy pairs, shuffled together) and the counts
+        in the data card."""
         path = data.directory / "reward_pairs.jsonl"
-        write_preferences_jsonl(path, mixed_pairs(load_preferences(data.preferences), policy_pairs, c.seed))
-        data.card["policy_prompts"] = len(prompts)
+        corpus = load_preferences(data.preferences)
+        write_preferences_jsonl(path, mixed_pairs(corpus, policy_pairs, self.config.seed))
+        data.card["policy_prompts"] = prompts
         data.card["policy_pairs"] = len(policy_pairs)
         write_json_atomic(data.directory / "data_card.json", data.card)
-        self.say(f"on-policy pairs: {len(policy_pairs)} of {len(prompts)} prompts (the rest were near-ties)")
         return path
 
     def reward_job(self, start: str, preferences: Path) -> RewardModelJob:

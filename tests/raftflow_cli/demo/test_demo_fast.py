@@ -90,7 +90,8 @@ def test_reward_model_trains_on_corpus_and_on_policy_pairs(fast_run: tuple[int, 
     _, out = fast_run
     card = json.loads((out / "data" / "data_card.json").read_text())
     assert card["policy_prompts"] == 32
-    policy = load_preferences(out / "data" / "policy_pairs.jsonl")
+    [policy_file] = (out / "data").glob("demo-policy-pairs-*.jsonl")  # named by what decides it
+    policy = load_preferences(policy_file)
     assert len(policy) == card["policy_pairs"] <= 32
     assert all(pair.chosen != pair.rejected and pair.prompt for pair in policy)
     trained_on = load_preferences(out / "data" / "reward_pairs.jsonl")
@@ -119,3 +120,23 @@ def test_stack_is_gone_and_nothing_half_written(fast_run: tuple[int, Path]) -> N
     leftovers = [p for p in out.rglob(".*") if ".tmp" in p.name]
     assert leftovers == []
     assert not (out / "redis").exists()  # the embedded queue's state goes with the run
+
+
+def test_a_rerun_reuses_sft_pairs_and_reward_model_and_reruns_raft(
+    fast_run: tuple[int, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same settings in the same directory: the SFT checkpoint, the on-policy pairs and the reward
+    model are reused (job ids and the pairs' file name hash what decides them); only RAFT runs again.
+    Last in the module: it rewrites the run directory the other tests read."""
+    _, out = fast_run
+    first = json.loads((out / "report.json").read_text())
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert main(["demo", "--fast", "--out", str(out)]) == 0
+    printed = capsys.readouterr().err  # progress lines go to stderr
+    assert "reused from demo-policy-pairs-" in printed
+    again = json.loads((out / "report.json").read_text())
+    assert again["sft"]["checkpoint"] == first["sft"]["checkpoint"]
+    assert again["reward_model"]["checkpoint"] == first["reward_model"]["checkpoint"]
+    assert again["reward_model"]["metrics"] == first["reward_model"]["metrics"]
+    assert again["data"]["policy_pairs"] == first["data"]["policy_pairs"]
+    assert again["stage_seconds"]["policy_pairs"] < 5  # nothing sampled
