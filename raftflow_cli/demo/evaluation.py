@@ -61,6 +61,14 @@ def sample_metrics(
     }
 
 
+async def score_grid(rewarder: RewarderClient, prompts: Sequence[str], texts: list[list[str]]) -> np.ndarray:
+    """The rewards of a P x K table of samples (row i: the samples of prompt i), as a P x K array."""
+    flat_prompts = [p for p, row in zip(prompts, texts, strict=True) for _ in row]
+    flat_texts = [t for row in texts for t in row]
+    width = len(texts[0]) if texts else 0
+    return np.array(await rewarder.score(flat_prompts, flat_texts)).reshape(len(prompts), width)
+
+
 async def evaluate_checkpoint(
     clients: EvalClients,
     checkpoint: str,
@@ -75,11 +83,8 @@ async def evaluate_checkpoint(
     rows = await clients.generator.sample(list(prompts), samples_per_prompt, params)
     texts = [[s.text for s in row] for row in rows]
     tokens = [[s.completion_tokens for s in row] for row in rows]
-    flat_prompts = [p for p, row in zip(prompts, texts, strict=True) for _ in row]
-    flat_texts = [t for row in texts for t in row]
-    shape = (len(prompts), samples_per_prompt)
-    proxy = np.array(await clients.proxy.score(flat_prompts, flat_texts)).reshape(shape)
-    gold = np.array(await clients.gold.score(flat_prompts, flat_texts)).reshape(shape)
+    proxy = await score_grid(clients.proxy, prompts, texts)
+    gold = await score_grid(clients.gold, prompts, texts)
     write_json_atomic(
         samples_path,
         [

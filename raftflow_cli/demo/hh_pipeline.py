@@ -31,6 +31,7 @@ from raftflow.iteration_stats import distinct_n
 from raftflow.schemas.generation import SamplingParams
 from raftflow.schemas.jobs import RewardModelJob, SFTJob, TrainingConfig
 from raftflow.schemas.runs import RunRequest
+from raftflow_cli.demo.evaluation import score_grid
 from raftflow_cli.demo.hh_config import HHConfig
 from raftflow_cli.demo.hh_data import HHDemoData, build_hh_data
 from raftflow_cli.demo.hh_report import HHReport, build_hh_report, write_hh_report
@@ -213,9 +214,8 @@ class HHPipeline(DemoPipeline):
                 await gen.load_checkpoint(checkpoint)
                 rows = await gen.sample(prompts, c.eval.samples, params)
                 texts = [[s.text for s in row] for row in rows]
-                flat_prompts = [p for p, row in zip(prompts, texts, strict=True) for _ in row]
                 flat = [t for row in texts for t in row]
-                rewards = np.array(await rewarder.score(flat_prompts, flat)).reshape(len(prompts), -1)
+                rewards = await score_grid(rewarder, prompts, texts)
                 # KL on the first sample of each prompt: an unbiased estimate at a quarter of the cost.
                 firsts = [row[0] for row in texts]
                 current = await gen.sequence_logprobs(prompts, firsts, "current")

@@ -18,6 +18,7 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.data import PreferencePair
 from raftflow.schemas.generation import SamplingParams
+from raftflow_cli.demo.evaluation import score_grid
 
 
 def best_worst_pairs(
@@ -56,10 +57,8 @@ async def policy_preference_pairs(
     await generator.load_checkpoint(policy)
     rows = await generator.sample(list(prompts), samples_per_prompt, params)
     texts = [[sample.text for sample in row] for row in rows]
-    flat_prompts = [p for p, row in zip(prompts, texts, strict=True) for _ in row]
-    flat_scores = await gold.score(flat_prompts, [t for row in texts for t in row])
-    scores = [flat_scores[i * samples_per_prompt : (i + 1) * samples_per_prompt] for i in range(len(prompts))]
-    return best_worst_pairs(prompts, texts, scores, min_gap)
+    scores = await score_grid(gold, prompts, texts)
+    return best_worst_pairs(prompts, texts, scores.tolist(), min_gap)
 
 
 def mixed_pairs(
