@@ -1,9 +1,10 @@
-"""``raftflow sample | score | select``: RAFT's stages as commands on files (LMFlow-RAFT's recipe).
+"""``raftflow sample | score | select | pairs``: RAFT's stages as commands on files (LMFlow-RAFT's recipe).
 
     raftflow sample PROMPTS samples.json --generator-url URL | --model CKPT    K responses per prompt
     raftflow score samples.json scores.json --rewarder-url URL | --model RM | --function mod:fn
     raftflow select scores.json selected.json                                  LMFlow text2text
     raftflow train sft --model CKPT --data selected.json ...                   (or your own trainer)
+    raftflow pairs scores.json pairs.jsonl                 best vs worst per prompt, for a reward model
 
 The files are the ones the orchestrator writes per iteration (``iter-NNN/samples.json``,
 ``scores.json``, ``selected.json``) and the stages are the loop's own functions (raftflow.stages,
@@ -26,7 +27,8 @@ from tqdm import tqdm
 
 from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT
 from raftflow.conversation import PROMPT_FORMATS
-from raftflow.data import DataError, load_prompts, write_text2text
+from raftflow.data import DataError, load_prompts, write_preferences_jsonl, write_text2text
+from raftflow.pairing import best_worst_pairs
 from raftflow.schemas.runs import SamplingOptions
 from raftflow.selection import select
 from raftflow.stages import (
@@ -119,6 +121,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--min-margin", type=float, help="drop a prompt whose best sample beats its median by less than this"
     )
     pick.set_defaults(handler=_select)
+
+    pairs = commands.add_parser(
+        "pairs",
+        help="each prompt's best sample against its worst -> preference pairs (raftflow train reward-model)",
+        description="On-policy preference pairs: score the policy's samples with a labeller you trust "
+        "(raftflow score), then pair each prompt's best sample against its worst, for a reward model "
+        "that ranks the policy's own outputs (docs/data.md).",
+    )
+    pairs.add_argument("scores", help="scores file (raftflow score, or a run's iter-NNN/scores.json)")
+    pairs.add_argument("out", help="preference pairs to write (JSON Lines of prompt, chosen, rejected)")
+    pairs.add_argument(
+        "--min-gap",
+        type=float,
+        default=0.0,
+        help="skip a prompt whose best and worst differ by less (near-ties; default: 0, ties skipped)",
+    )
+    pairs.set_defaults(handler=_pairs)
 
 
 def _add_service_flags(parser: argparse.ArgumentParser) -> None:
@@ -282,6 +301,29 @@ def _select(args: argparse.Namespace) -> int:
         f"kept {len(selection.kept)} of {len(rows) * widths.pop()} samples ({selection.discarded_samples} "
         f"degenerate, {selection.filtered_prompts} prompts filtered) -> {args.out}"
     )
+    return 0
+
+
+# -- pairs -------------------------------------------------------------------------------------------
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    if args.min_gap < 0:
+        return _fail(f"--min-gap must be >= 0, got {args.min_gap}")
+    try:
+        rows = read_scores(args.scores)
+    except (OSError, ValueError) as exc:
+        return _fail(f"{args.scores}: {_first_line(exc)}")
+    pairs = best_worst_pairs(
+        [row.prompt for row in rows], texts_of(rows), rewards_of(rows), min_gap=args.min_gap
+    )
+    if not pairs:
+        return _fail(
+            f"no pairs: no prompt of {args.scores} has two non-blank samples at least "
+            f"{args.min_gap} apart (--min-gap)"
+        )
+    write_preferences_jsonl(args.out, pairs)
+    print(f"{len(pairs)} pairs from {len(rows)} prompts ({len(rows) - len(pairs)} skipped) -> {args.out}")
     return 0
 
 

@@ -6,7 +6,7 @@ budget, half-grammatical, the policy's favourite words). Whatever the proxy gets
 distribution is what RAFT climbs: on seed 2 the proxy rose +1.49 while the gold of its picks stayed
 flat. InstructGPT labels samples of the policy it will optimise for the same reason; here the gold
 reward plays the labeller. Each prompt gives one pair, its gold-best sample against its gold-worst
-(the widest gap among its K, so the label is the least likely to be a near-tie).
+(:func:`raftflow.pairing.best_worst_pairs`, which ``raftflow pairs`` runs on any scores file).
 """
 
 from __future__ import annotations
@@ -17,30 +17,9 @@ from collections.abc import Sequence
 from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.data import PreferencePair
+from raftflow.pairing import best_worst_pairs
 from raftflow.schemas.generation import SamplingParams
 from raftflow_cli.demo.evaluation import score_grid
-
-
-def best_worst_pairs(
-    prompts: Sequence[str],
-    samples: Sequence[Sequence[str]],
-    scores: Sequence[Sequence[float]],
-    min_gap: float,
-) -> list[PreferencePair]:
-    """One (gold-best, gold-worst) pair per prompt whose two differ by at least ``min_gap``; prompts
-    whose samples all score alike (most of a positive-sentiment task's samples score exactly 0) give
-    none, as a tie has no preferred side. Blank samples (the policy ended at once) are left out: a
-    preference file holds no empty side, and an empty reply says nothing about sentiment."""
-    pairs = []
-    for prompt, row, row_scores in zip(prompts, samples, scores, strict=True):
-        candidates = [i for i, text in enumerate(row) if text.strip()]
-        if len(candidates) < 2:
-            continue
-        best = max(candidates, key=row_scores.__getitem__)
-        worst = min(candidates, key=row_scores.__getitem__)
-        if row_scores[best] - row_scores[worst] >= min_gap and row[best] != row[worst]:
-            pairs.append(PreferencePair(chosen=row[best], rejected=row[worst], prompt=prompt))
-    return pairs
 
 
 async def policy_preference_pairs(

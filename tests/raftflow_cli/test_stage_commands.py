@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from raftflow.data import load_pairs
+from raftflow.data import load_pairs, load_preferences
 from raftflow.rewards.sentiment import vader_positivity
 from raftflow.schemas.reward import RewardItem
 from raftflow.selection import degenerate_reason
@@ -180,3 +180,49 @@ def test_service_urls_match_in_process(
     remote_r = np.array([r.rewards for r in read_scores(tmp_path / "s_remote.json")])
     assert local_r.std() > 0
     np.testing.assert_allclose(remote_r, local_r, atol=1e-4)
+
+
+def test_pairs_turn_scores_into_reward_model_pairs(
+    tiny_models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``raftflow pairs``: each prompt's best non-blank sample against its worst, near-ties (below
+    --min-gap) and ties skipped; the file is what ``raftflow train reward-model`` reads."""
+    rows = [
+        ("p0", ["fine", "great", "awful", "ok"], [0.1, 0.9, -0.7, 0.2]),
+        ("p1", ["a", "b", "c", "d"], [0.5, 0.55, 0.45, 0.5]),  # 0.1 apart
+        ("p2", ["x", "y", "z", "w"], [0.3, 0.3, 0.3, 0.3]),  # a tie
+        ("p3", ["nice", "", "bad", "  "], [0.6, -0.9, -0.2, -0.9]),  # blanks score lowest
+    ]
+    records = [
+        {"prompt": prompt, "rewards": rewards,
+         "samples": [{"text": t, "finish_reason": "stop", "completion_tokens": 1} for t in texts]}
+        for prompt, texts, rewards in rows
+    ]  # fmt: skip
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps(records))
+    out = tmp_path / "pairs.jsonl"
+
+    def paired(*flags: str) -> list[tuple[str, str, str]]:
+        assert main(["pairs", str(scores), str(out), *flags]) == 0
+        return [(p.prompt, p.chosen, p.rejected) for p in load_preferences(out)]
+
+    assert paired() == [("p0", "great", "awful"), ("p1", "b", "c"), ("p3", "nice", "bad")]
+    assert "3 pairs from 4 prompts (1 skipped)" in capsys.readouterr().out
+    assert paired("--min-gap", "0.2") == [("p0", "great", "awful"), ("p3", "nice", "bad")]
+
+    code = main([
+        "train", "reward-model", "--local", "--model", str(tiny_models["reward"]), "--data", str(out),
+        "--out", str(tmp_path / "ckpt"), "--job-id", "on-policy", "--epochs", "1", "--max-length", "16",
+    ])  # fmt: skip
+    assert code == 0
+    assert (tmp_path / "ckpt" / "on-policy" / "model.safetensors").exists()
+
+    # Bad input: exit 2, the reason named, nothing written.
+    capsys.readouterr()
+    never = tmp_path / "never.jsonl"
+    assert main(["pairs", str(scores), str(never), "--min-gap", "5"]) == 2
+    assert "no prompt of" in capsys.readouterr().err
+    assert main(["pairs", str(scores), str(never), "--min-gap", "-1"]) == 2
+    assert "--min-gap must be >= 0, got -1.0" in capsys.readouterr().err
+    assert main(["pairs", str(tmp_path / "missing.json"), str(never)]) == 2
+    assert not never.exists()
