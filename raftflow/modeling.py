@@ -18,6 +18,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from raftflow.conversation import CONFIG_KEY
+from raftflow.encoding import MAX_LENGTH_KEY
+
 if TYPE_CHECKING:  # torch is heavy and must not be imported by the Celery parent process
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -152,7 +155,9 @@ def load_causal_lm(
         from peft import PeftModel
 
         base = load_causal_lm(adapter, device, dtype, trust_remote_code)
-        return PeftModel.from_pretrained(base, name_or_path).merge_and_unload().eval()
+        merged = PeftModel.from_pretrained(base, name_or_path).merge_and_unload().eval()
+        apply_adapter_records(name_or_path, merged.config)
+        return merged
     check_weights_format(name_or_path)
     check_remote_code(name_or_path, trust_remote_code)
     device = _as_device(device)
@@ -176,6 +181,24 @@ def lora_adapter_base(path: str) -> str | None:
     return str(base)
 
 
+ADAPTER_RECORDED_KEYS = ("pad_token_id", CONFIG_KEY, MAX_LENGTH_KEY)
+"""What a training job records in the config it saves (the pad id a classifier scores by, the prompt
+format, the reward model's token limit), which an adapter merged on load must carry too."""
+
+
+def apply_adapter_records(adapter_dir: str, config: Any) -> None:
+    """Set on ``config`` (a model merged from the adapter in ``adapter_dir``) what the job recorded in
+    the config.json it saved beside the adapter: merged on load, the model otherwise has only its base's
+    config, and would be prompted, or score, in another format than it was trained in."""
+    path = Path(adapter_dir) / "config.json"
+    if not path.is_file():
+        return
+    saved = json.loads(path.read_text())
+    for key in ADAPTER_RECORDED_KEYS:
+        if saved.get(key) is not None:
+            setattr(config, key, saved[key])
+
+
 def load_reward_model(
     name_or_path: str,
     device: torch.device | str = "cpu",
@@ -183,13 +206,17 @@ def load_reward_model(
     trust_remote_code: bool = False,
     pad_token_id: int | None = None,
 ) -> PreTrainedModel:
-    """A sequence classifier with exactly one output (the scalar reward).
+    """A sequence classifier with exactly one output (the scalar reward), or a reward-model job's
+    LoRA adapter (``lora.merge`` off) merged into its base, its score head included.
 
     ``config.pad_token_id`` must be set: sequence classifiers pick the last non-pad token to score,
     and a missing or wrong pad id silently scores the wrong position.
     """
     from transformers import AutoModelForSequenceClassification
 
+    adapter = lora_adapter_base(name_or_path)
+    if adapter is not None:
+        return _merged_reward_adapter(name_or_path, adapter, device, dtype, trust_remote_code, pad_token_id)
     check_weights_format(name_or_path)
     check_remote_code(name_or_path, trust_remote_code)
     device = _as_device(device)
@@ -207,6 +234,48 @@ def load_reward_model(
         model.config.pad_token_id = pad_token_id
     if model.config.pad_token_id is None:
         raise ValueError(f"{name_or_path}: config.pad_token_id is unset; pass the tokenizer's pad id")
+    return model.to(device).eval()
+
+
+def _merged_reward_adapter(
+    adapter_dir: str,
+    base_name: str,
+    device: torch.device | str,
+    dtype: torch.dtype | None,
+    trust_remote_code: bool,
+    pad_token_id: int | None,
+) -> PreTrainedModel:
+    """The base as a one-output classifier (its head is whatever the base had, or new: the adapter
+    brings the trained head, which peft saves with a SEQ_CLS adapter), the adapter merged in."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    check_weights_format(base_name)
+    check_remote_code(base_name, trust_remote_code)
+    device = _as_device(device)
+    from transformers.utils import logging as transformers_logging
+
+    # The base's new head is replaced by the adapter's trained one next: transformers' warning that it
+    # is "newly initialized" and should be trained would be wrong here.
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        base = AutoModelForSequenceClassification.from_pretrained(
+            base_name,
+            num_labels=1,
+            ignore_mismatched_sizes=True,
+            dtype=dtype or default_dtype(device),
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+        )
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    model = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    apply_adapter_records(adapter_dir, model.config)
+    if pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    if model.config.pad_token_id is None:
+        raise ValueError(f"{adapter_dir}: config.pad_token_id is unset; pass the tokenizer's pad id")
     return model.to(device).eval()
 
 

@@ -46,7 +46,8 @@ class LoraOptions(BaseModel):
     merge: bool = Field(
         default=True,
         description="Merge the adapters into the weights before saving, so the generator and rewarder load a "
-        "plain checkpoint. False saves only the adapter (load it with peft on top of the base model).",
+        "plain checkpoint. False saves the adapter (and the base's config with the job's records); the "
+        "generator and rewarder merge it into its base on load, vLLM serves it unmerged.",
     )
 
 

@@ -102,12 +102,17 @@ def save_checkpoint(
 ) -> None:
     """safetensors weights, config and tokenizer in ``out_dir``. LoRA adapters are merged unless the
     job asked to keep them separate, so consumers need no peft. The prompt format the job trained
-    with is recorded in config.json, where 'auto' finds it in every service."""
+    with is recorded in config.json, where 'auto' finds it in every service (beside an unmerged
+    adapter too: :func:`raftflow.modeling.apply_adapter_records` reads it when merging on load)."""
     if lora is not None and lora.merge:
         model = model.merge_and_unload()
     if prompt_format is not None:
         setattr(saved_config(model), CONFIG_KEY, prompt_format)
     model.save_pretrained(out_dir, safe_serialization=True)
+    if lora is not None and not lora.merge:
+        # peft saves the adapter alone; the config beside it keeps what the job recorded (prompt
+        # format, pad id, a reward model's token limit), which loaders apply when they merge it.
+        saved_config(model).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
 
 

@@ -112,8 +112,9 @@ def response_loss(model_dir: str | Path, examples: list[PromptResponse]) -> floa
     return sum(losses) / len(losses)
 
 
-def pairwise_accuracy(model_dir: str | Path, pairs: list[PreferencePair]) -> float:
-    """Share of pairs the saved reward model scores chosen > rejected, loaded as the rewarder loads it."""
+def pair_rewards(model_dir: str | Path, pairs: list[PreferencePair]) -> list[float]:
+    """The saved reward model's scores of every chosen text, then every rejected one, loaded as the
+    rewarder loads it."""
     import torch
 
     from raftflow.modeling import load_reward_model, load_tokenizer
@@ -123,6 +124,11 @@ def pairwise_accuracy(model_dir: str | Path, pairs: list[PreferencePair]) -> flo
     texts = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     with torch.no_grad():
         batch = tokenizer(texts, return_tensors="pt", padding=True)
-        rewards = model(**batch).logits.squeeze(-1)
-    chosen, rejected = rewards.chunk(2)
-    return (chosen > rejected).float().mean().item()
+        return model(**batch).logits.squeeze(-1).tolist()
+
+
+def pairwise_accuracy(model_dir: str | Path, pairs: list[PreferencePair]) -> float:
+    """Share of pairs the saved reward model scores chosen > rejected."""
+    rewards = pair_rewards(model_dir, pairs)
+    chosen, rejected = rewards[: len(pairs)], rewards[len(pairs) :]
+    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(pairs)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from raftflow.modeling import load_causal_lm, load_reward_model
 from raftflow.schemas.jobs import JobResult, RewardModelJob, TrainingConfig
 from raftflow_cli.commands import main
 from services.trainer.jobs import run_reward_model
 
-from .conftest import pairwise_accuracy, preference_pairs
+from .conftest import pair_rewards, pairwise_accuracy, preference_pairs
 
 
 def test_local_sft_with_lora_saves_a_merged_checkpoint_once(
@@ -59,6 +61,48 @@ def test_lora_reward_model_from_a_classifier_checkpoint(
     assert model.config.raftflow_max_length == 32
     assert ModelSource(RewarderSettings(model=result.checkpoint)).max_length == 32
     assert ModelSource(RewarderSettings(model=result.checkpoint, max_length=64)).max_length == 64
+
+
+def test_an_unmerged_reward_adapter_scores_in_the_rewarder(
+    tiny_models, preference_data: Path, tmp_path: Path
+) -> None:
+    """``lora.merge`` off: the job saves the adapter (its score head with it) and, beside it, the config
+    with what it recorded; the rewarder's loader merges it into the base and scores as trained."""
+
+    def job(merge: bool) -> RewardModelJob:
+        return RewardModelJob(
+            job_id=f"lora-rm-merge-{merge}",
+            model=str(tiny_models["reward"]),
+            data=str(preference_data),
+            output_dir=str(tmp_path),
+            eval_fraction=0.0,
+            training=TrainingConfig(
+                epochs=4,
+                learning_rate=3e-3,
+                per_device_batch_size=8,
+                max_length=32,
+                lora={"r": 8, "merge": merge},
+            ),
+        )
+
+    result = run_reward_model(job(merge=False))
+    files = {p.name for p in Path(result.checkpoint).iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "config.json"} <= files
+    assert "model.safetensors" not in files
+    model = load_reward_model(result.checkpoint)
+    assert model.config.num_labels == 1 and model.config.raftflow_max_length == 32
+    assert model.config.raftflow_prompt_format == "hh"
+    assert pairwise_accuracy(result.checkpoint, preference_pairs(40, seed=7)) >= 0.8
+    # The same job merged before saving (same seed, same training) scores the same.
+    merged = run_reward_model(job(merge=True))
+    pairs = preference_pairs(40, seed=7)
+    expected = pair_rewards(merged.checkpoint, pairs)
+    assert pair_rewards(result.checkpoint, pairs) == pytest.approx(expected, abs=1e-4)
+    from services.rewarder.settings import RewarderSettings
+    from services.rewarder.sources.model import ModelSource
+
+    source = ModelSource(RewarderSettings(model=result.checkpoint))
+    assert source.max_length == 32
 
 
 def test_reward_model_grouped_by_length_learns_and_evaluates(tiny_models, tmp_path: Path) -> None:
