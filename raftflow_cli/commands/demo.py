@@ -27,7 +27,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         choices=["default", "fast", "hh"],
         default="default",
         help="default: tiny models on 'positive fortunes'; fast: its CI size; hh: LMFlow-RAFT's HH-RLHF "
-        "pipeline on SmolLM2-135M-Instruct (LoRA) and a MiniLM reward model (15-30 min on 2 cores)",
+        "pipeline on SmolLM2-135M-Instruct (LoRA) and a MiniLM reward model (~22 min on 2 cores)",
     )
     demo.add_argument("--fast", action="store_true", help="the CI profile: tiny sizes, one RAFT iteration")
     demo.add_argument("--config", help="JSON file of DemoConfig fields, applied over the profile")
