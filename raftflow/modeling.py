@@ -249,12 +249,11 @@ def _merged_reward_adapter(
     brings the trained head, which peft saves with a SEQ_CLS adapter), the adapter merged in."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as transformers_logging
 
     check_weights_format(base_name)
     check_remote_code(base_name, trust_remote_code)
     device = _as_device(device)
-    from transformers.utils import logging as transformers_logging
-
     # The base's new head is replaced by the adapter's trained one next: transformers' warning that it
     # is "newly initialized" and should be trained would be wrong here.
     verbosity = transformers_logging.get_verbosity()

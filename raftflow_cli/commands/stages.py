@@ -127,7 +127,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="each prompt's best sample against its worst -> preference pairs (raftflow train reward-model)",
         description="On-policy preference pairs: score the policy's samples with a labeller you trust "
         "(raftflow score), then pair each prompt's best sample against its worst, for a reward model "
-        "that ranks the policy's own outputs (docs/data.md).",
+        "that ranks the policy's own outputs (docs/stages.md).",
     )
     pairs.add_argument("scores", help="scores file (raftflow score, or a run's iter-NNN/scores.json)")
     pairs.add_argument("out", help="preference pairs to write (JSON Lines of prompt, chosen, rejected)")

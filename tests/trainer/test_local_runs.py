@@ -36,6 +36,23 @@ def test_local_sft_with_lora_saves_a_merged_checkpoint_once(
     assert (Path(result.checkpoint) / "model.safetensors").stat().st_mtime_ns == mtime
 
 
+def test_an_unmerged_sft_adapter_keeps_the_prompt_format_it_trained_in(
+    tiny_models, sft_data: Path, tmp_path: Path, capsys
+) -> None:
+    """peft saves an adapter without config.json; the job saves the config beside it, so the policy
+    merged on load is prompted in the format it trained in (``raw`` here; ``auto`` would give hh)."""
+    args = ["train", "sft", "--local", "--model", str(tiny_models["policy"]), "--data", str(sft_data)]
+    args += ["--out", str(tmp_path), "--job-id", "adapter-sft", "--max-steps", "2", "--prompt-format", "raw"]
+    args += ["--lora-r", "4", "--lora-target-modules", "c_attn", "--lora-no-merge", "--max-length", "32"]
+    assert main(args) == 0
+    result = JobResult.model_validate(json.loads(capsys.readouterr().out))
+    files = {p.name for p in Path(result.checkpoint).iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "config.json"} <= files
+    assert "model.safetensors" not in files
+    assert load_causal_lm(result.checkpoint).config.raftflow_prompt_format == "raw"
+    assert load_causal_lm(str(tiny_models["policy"])).config.to_dict().get("raftflow_prompt_format") is None
+
+
 def test_lora_reward_model_from_a_classifier_checkpoint(
     tiny_models, preference_data: Path, tmp_path: Path
 ) -> None:
