@@ -17,6 +17,13 @@ continues from the last completed stage. Training is idempotent on the trainer's
 names the checkpoint), so a restart during training waits for, or reuses, the same job instead of
 training twice. The iteration and the run's new policy are recorded in one DB transaction.
 
+A cancel (or the orchestrator's shutdown) ends the stages that call the generator and the rewarder at
+once (:meth:`RunContext.interruptible`): their requests in flight are cancelled, which closes their
+connections, and the services drop the work (the generator stops generating). Before, the loop only
+looked at the cancel between chunks, so it waited for the chunks in flight to finish, minutes of
+generation nobody would use, while the next run queued behind them. Training has its own path: the
+trainer client's wait loop checks the cancel and revokes the job.
+
 The services are reached through four small protocols (:class:`Backends`), so the same loop runs
 against the HTTP services in production and in one process in ``bench/iteration.py``.
 """
@@ -68,6 +75,8 @@ _POLICY_ATTEMPTS = 3
 POSTED_CHECKPOINT = "posted_checkpoint.json"
 EVAL_SAMPLES = "eval_samples.json"  # the held-out prompts' responses after the iteration
 _POSTED_POLL_S = 0.5
+# How often an interruptible stage looks at the cancel and shutdown events (set from other threads).
+_CANCEL_POLL_S = 0.1
 __all__ = ["Backends", "RunContext", "Sampler", "Scorer", "execute_run", "run_iteration"]
 
 
@@ -174,6 +183,27 @@ class RunContext:
         if self.shutdown.is_set():
             raise RunInterrupted(self.run_id)
 
+    async def interruptible(self, work: Awaitable[T]) -> T:
+        """``await work``, unless the run is cancelled or the orchestrator shuts down first: then the
+        work is cancelled (its HTTP requests in flight are closed, so the services drop them) and
+        :class:`RunCancelled` / :class:`RunInterrupted` is raised once it has unwound.
+
+        The events are set from other threads (the API's cancel route, the shutdown), so they are
+        polled every ``_CANCEL_POLL_S``: a cancel takes effect within that, not after the chunks in
+        flight finish."""
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait((task,), timeout=_CANCEL_POLL_S)
+                if not task.done() and (self.cancel.is_set() or self.shutdown.is_set()):
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    self.check_cancelled()
+        finally:
+            if not task.done():  # this coroutine was cancelled itself: the work goes with it
+                task.cancel()
+        return task.result()
+
     def iteration_dir(self, index: int) -> Path:
         return self.run_dir / f"iter-{index:03d}"
 
@@ -224,8 +254,10 @@ async def run_iteration(
             if ctx.overlap_scoring and not (out / "scores.json").exists():
                 overlapped = OverlappedScores(ctx, backends)
             try:
-                samples = await sample_stage(
-                    ctx, backends, index, batch, policy, on_chunk=overlapped.add if overlapped else None
+                samples = await ctx.interruptible(
+                    sample_stage(
+                        ctx, backends, index, batch, policy, on_chunk=overlapped.add if overlapped else None
+                    )
                 )
             except BaseException:
                 if overlapped is not None:
@@ -237,22 +269,26 @@ async def run_iteration(
     # 3. Score every (prompt, response): with overlap, most of it already ran while sampling went on,
     #    and score_s is only what is left to wait for.
     with _timed(timings, "score_s"):
-        scored = await _scored(
-            ctx,
-            backends.scorer,
-            index,
-            samples,
-            out / "scores.json",
-            concurrency=backends.score_concurrency,
-            overlapped=overlapped,
+        scored = await ctx.interruptible(
+            _scored(
+                ctx,
+                backends.scorer,
+                index,
+                samples,
+                out / "scores.json",
+                concurrency=backends.score_concurrency,
+                overlapped=overlapped,
+            )
         )
         rewards = np.array(rewards_of(scored))
         gold = None
         if backends.gold_scorer is not None:
             gold = np.array(
                 rewards_of(
-                    await _scored(
-                        ctx, backends.gold_scorer, index, samples, out / "gold_scores.json", "gold_score"
+                    await ctx.interruptible(
+                        _scored(
+                            ctx, backends.gold_scorer, index, samples, out / "gold_scores.json", "gold_score"
+                        )
                     )
                 )
             )
@@ -264,7 +300,8 @@ async def run_iteration(
         with _timed(timings, "score_s"):
             sample_kl = np.array(
                 await _cached(
-                    out / "sample_kl.json", lambda: sample_kl_stage(ctx, backends, batch, texts, policy)
+                    out / "sample_kl.json",
+                    lambda: ctx.interruptible(sample_kl_stage(ctx, backends, batch, texts, policy)),
                 )
             )
         ranking = rewards - request.kl_coef * sample_kl
@@ -302,10 +339,12 @@ async def run_iteration(
     if eval_prompts or request.eval_pairs:
         with _timed(timings, "eval_s"):
             metrics.update(
-                await on_policy(
-                    backends.policy_server,
-                    result.checkpoint,
-                    lambda: eval_stage(ctx, backends, index, eval_prompts),
+                await ctx.interruptible(
+                    on_policy(
+                        backends.policy_server,
+                        result.checkpoint,
+                        lambda: eval_stage(ctx, backends, index, eval_prompts),
+                    )
                 )
             )
     metrics.update(timings)

@@ -36,6 +36,18 @@ class GeneratorTelemetry:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.cancelled = Counter(
+            "generator_cancelled_requests",
+            "Requests whose client disconnected before the answer, by work ('generate', 'logprobs'): "
+            "their queued batches were dropped and a running generate call stopped at its next token.",
+            ["work"],
+            registry=self.registry,
+        )
+        self.stopped_batches = Counter(
+            "generator_stopped_batches",
+            "model.generate calls stopped before their end because their request was cancelled.",
+            registry=self.registry,
+        )
         self.loads = Counter(
             "generator_model_loads", "Checkpoint loads by outcome.", ["outcome"], registry=self.registry
         )

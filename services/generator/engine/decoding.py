@@ -3,17 +3,26 @@
 Runs on the engine's single generation thread only: the model and the (Rust) tokenizer are not safe
 to use from two threads at once, and the global torch RNG, seeded here right before ``generate``, is
 what makes a seeded request reproducible.
+
+A batch takes its request's ``cancelled`` event: set by the event loop when the request is cancelled
+(its client left), it skips a batch that has not started and stops a running ``generate`` at its next
+token (:class:`CancelledCriteria`) instead of after ``max_new_tokens``.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from transformers import DynamicCache, GenerationConfig
-from transformers.generation.stopping_criteria import StopStringCriteria
+from transformers.generation.stopping_criteria import (
+    StoppingCriteria,
+    StoppingCriteriaList,
+    StopStringCriteria,
+)
 
 from raftflow.schemas.generation import MIN_SAMPLING_TEMPERATURE, cut_at_stop
 from services.generator.engine.loaded_model import LoadedModel
@@ -76,6 +85,31 @@ def matchable_stops(loaded: LoadedModel, stops: list[str]) -> list[str]:
     return stops
 
 
+class GenerationCancelled(Exception):
+    """The batch's request was cancelled: it did not start, or its ``generate`` stopped early
+    (``stopped``); nobody waits for its rows."""
+
+    def __init__(self, stopped: bool) -> None:
+        super().__init__("stopped at the next token" if stopped else "skipped before it started")
+        self.stopped = stopped
+
+
+class CancelledCriteria(StoppingCriteria):
+    """Ends every row of a ``generate`` call once ``event`` is set: checked after each new token, so a
+    cancelled request frees the generation thread within one decoding step. While the event is clear it
+    stops nothing, so the samples are those ``generate`` gives without it."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(
+        self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any
+    ) -> torch.BoolTensor:
+        return torch.full(  # type: ignore[return-value]
+            (input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
+
+
 def run_batch(
     loaded: LoadedModel,
     prompt_ids: list[list[int]],
@@ -84,11 +118,16 @@ def run_batch(
     max_new_tokens: int,
     seed: int,
     on_generate: Callable[[int, float], None] | None = None,
+    cancelled: threading.Event | None = None,
 ) -> list[list[GeneratedSample]]:
-    """``rows`` samples for each prompt in one generate call; ``on_generate(rows, seconds)`` reports it."""
+    """``rows`` samples for each prompt in one generate call; ``on_generate(rows, seconds)`` reports it.
+    Raises :class:`GenerationCancelled` when ``cancelled`` is set before or during the call."""
+    if cancelled is not None and cancelled.is_set():
+        raise GenerationCancelled(stopped=False)
     input_ids, attention_mask = left_pad(prompt_ids, loaded.pad_token_id)
     input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
     stops = matchable_stops(loaded, job.stop)
+    criteria = [CancelledCriteria(cancelled)] if cancelled is not None else []
     started = time.perf_counter()
     torch.manual_seed(seed)
     with torch.inference_mode():
@@ -106,7 +145,10 @@ def run_batch(
             generation_config=generation_config(loaded, job, return_sequences, max_new_tokens, stops),
             use_model_defaults=False,
             tokenizer=loaded.tokenizer if stops else None,
+            stopping_criteria=StoppingCriteriaList(criteria),
         )
+        if cancelled is not None and cancelled.is_set():
+            raise GenerationCancelled(stopped=True)
         new_tokens = out.sequences[:, input_ids.shape[1] :].cpu()
         logprobs = None
         top: list[list[dict[str, float]]] | None = None

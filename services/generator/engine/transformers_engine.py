@@ -13,12 +13,18 @@ Concurrency model:
   finish on the old weights, later ones see the new. The old model is freed when its last request ends.
 - An optional reference model (the initial policy, for KL estimates) lives beside the served one,
   loaded and swapped the same way; ``/v1/logprobs`` scores with either, as jobs on the same worker.
+- A cancelled request (its client disconnected: the routes cancel the task awaiting it) stops at once:
+  it submits no more batches, its job still queued on the worker is dropped (cancelling the future
+  ``run_in_executor`` returned cancels the pending job), and its running ``generate`` stops at the next
+  token (a stopping criterion watching the request's ``threading.Event``). Without that the worker ran
+  every batch of every abandoned request before anything queued behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +35,12 @@ from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import draw_max_tokens
 from raftflow.seeds import derive_seed, fresh_seed
 from services.generator.engine.batching import plan_batches
-from services.generator.engine.decoding import prompt_token_logprobs, run_batch, score_batch
+from services.generator.engine.decoding import (
+    GenerationCancelled,
+    prompt_token_logprobs,
+    run_batch,
+    score_batch,
+)
 from services.generator.engine.loaded_model import LoadedModel, load_model
 from services.generator.engine.types import (
     BackendRejected,
@@ -150,6 +161,14 @@ class TransformersEngine:
         return LogprobsOutput(model=self._state_of(loaded), logprobs=sums, tokens=[len(r) for _, r in pairs])
 
     async def generate(self, job: GenerationJob) -> GenerationOutput:
+        cancelled = threading.Event()
+        try:
+            return await self._generate(job, cancelled)
+        except asyncio.CancelledError:
+            cancelled.set()  # a batch running on the worker now stops at its next token
+            raise
+
+    async def _generate(self, job: GenerationJob, cancelled: threading.Event) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
         texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
@@ -166,14 +185,14 @@ class TransformersEngine:
             batch_seed = derive_seed(seed, number)
             max_new = draw_max_tokens(job.min_new_tokens, job.max_new_tokens, batch_seed)
             groups = await self._on_worker(
-                run_batch,
+                self._run_batch,
+                cancelled,
                 loaded,
                 [prompt_ids[i] for i in batch.prompts],
                 batch.rows,
                 job,
                 max_new,
                 batch_seed,
-                self._telemetry.observe_batch,
             )
             for prompt_index, group in zip(batch.prompts, groups, strict=True):
                 samples[prompt_index][batch.first_row : batch.first_row + batch.rows] = group
@@ -197,6 +216,17 @@ class TransformersEngine:
         )
 
     # ------------------------------------------------------------------------------------------------
+
+    def _run_batch(self, cancelled: threading.Event, *args: Any) -> list[list[GeneratedSample]]:
+        """:func:`run_batch` on the worker, for a request that may be cancelled meanwhile; a ``generate``
+        cut short by its cancellation is counted (``generator_stopped_batches_total``)."""
+        try:
+            return run_batch(*args, on_generate=self._telemetry.observe_batch, cancelled=cancelled)
+        except GenerationCancelled as exc:
+            if exc.stopped:
+                self._telemetry.stopped_batches.inc()
+                log.info("stopped a generate call of a cancelled request at its next token")
+            raise
 
     def _load(self, path: str) -> LoadedModel:
         return load_model(

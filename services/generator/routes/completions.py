@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import replace
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from raftflow.conversation import PromptFormat, messages_to_text
 from raftflow.schemas.generation import (
@@ -33,14 +33,19 @@ protected = APIRouter(tags=["openai"])
 
 @protected.post("/v1/completions", response_model=CompletionResponse, responses=UNAVAILABLE)
 async def create_completion(
-    body: CompletionRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
+    body: CompletionRequest,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    telemetry: TelemetryDep,
 ) -> CompletionResponse:
     prompts = body.prompts
     check_limit("prompt", len(prompts), settings.max_prompts, "GENERATOR_MAX_PROMPTS")
     job = _job(body, prompts, body.n, body.prompt_format, settings)
     if body.logprobs is not None:
         job = replace(job, logprobs=True, top_logprobs=body.logprobs, echo_logprobs=body.echo)
-    output = await run_job(engine, telemetry, job, "prompt", indexed=not isinstance(body.prompt, str))
+    indexed = not isinstance(body.prompt, str)
+    output = await run_job(request, engine, telemetry, job, "prompt", indexed=indexed)
 
     choices = [
         CompletionChoice(
@@ -68,13 +73,17 @@ async def create_completion(
 
 @protected.post("/v1/chat/completions", response_model=ChatCompletionResponse, responses=UNAVAILABLE)
 async def create_chat_completion(
-    body: ChatCompletionRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
+    body: ChatCompletionRequest,
+    request: Request,
+    engine: EngineDep,
+    settings: SettingsDep,
+    telemetry: TelemetryDep,
 ) -> ChatCompletionResponse:
     """The conversation rendered with the checkpoint's chat template ('auto': the HH form when the
     tokenizer has none, or the format its training recorded), ``n`` samples of the assistant's reply."""
     conversation = messages_to_text([m.model_dump() for m in body.messages])
     job = _job(body, [conversation], body.n, "auto", settings)
-    output = await run_job(engine, telemetry, job, "messages", indexed=False)
+    output = await run_job(request, engine, telemetry, job, "messages", indexed=False)
     choices = [
         ChatChoice(
             index=j,

@@ -8,13 +8,13 @@ stays in this process, so the orchestrator never imports torch.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Request, status
 
 from raftflow.clients.errors import ComponentUnavailable
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import LogprobsRequest, LogprobsResponse
 from raftflow.server import limit_error
-from services.generator.deps import EngineDep, SettingsDep
+from services.generator.deps import EngineDep, SettingsDep, TelemetryDep
 from services.generator.engine import (
     BackendRejected,
     ContextLengthExceeded,
@@ -22,6 +22,7 @@ from services.generator.engine import (
     PromptFormatRejected,
     UnsupportedOperation,
 )
+from services.generator.jobs import until_disconnect
 
 protected = APIRouter(tags=["raftflow"])
 
@@ -34,10 +35,10 @@ protected = APIRouter(tags=["raftflow"])
     ),
 )
 async def sequence_logprobs(
-    body: LogprobsRequest, engine: EngineDep, settings: SettingsDep
+    body: LogprobsRequest, request: Request, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> LogprobsResponse:
     """Sum of log p(response tokens | prompt) per pair, at temperature 1 (the model's own distribution,
-    whatever sampling parameters produced the responses)."""
+    whatever sampling parameters produced the responses). A client that disconnects cancels it."""
     if len(body.prompts) > settings.max_prompts:
         raise limit_error(
             "prompts",
@@ -47,7 +48,13 @@ async def sequence_logprobs(
             le=settings.max_prompts,
         )
     try:
-        output = await engine.logprobs(body.prompts, body.responses, body.model, body.prompt_format)
+        output = await until_disconnect(
+            request,
+            telemetry,
+            engine.logprobs(body.prompts, body.responses, body.model, body.prompt_format),
+            "logprobs",
+            f"{len(body.prompts)} pairs, {body.model} model",
+        )
     except ContextLengthExceeded as exc:
         raise limit_error(
             f"responses.{exc.prompt_index}",
