@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from orchestrator.settings import OrchestratorSettings
-from raftflow.paths import PathNotAllowed, confine
+from raftflow.paths import PathNotAllowed, confine, confine_adapter_base
 from raftflow.schemas.runs import RunRequest
 from raftflow.server import limit_error
 
@@ -47,6 +47,8 @@ def confine_run(body: RunRequest, settings: OrchestratorSettings) -> RunRequest:
             continue
         try:
             updates[field] = confine(value, roots, hub_ids=hub_ids)
+            if field == "policy":  # the services load a LoRA adapter's base with it: the same rule
+                confine_adapter_base(updates[field], roots, hub_ids=hub_ids)
         except PathNotAllowed as exc:
             raise limit_error(field, f"{exc} (setting ORCHESTRATOR_PATH_ROOTS)", value) from exc
     return body.model_copy(update=updates)

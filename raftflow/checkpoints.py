@@ -5,16 +5,24 @@ overwrites the served weights in place (a reload cannot be undone half-way, so i
 
 The check is cheap even for a 7B model: config and tokenizer load, and the weight files' headers are
 compared with the parameters the config's architecture declares (built on the ``meta`` device, no
-memory); no tensor is read.
+memory); no tensor is read. With the caller's roots it opens nothing that leads out of them (symlinks,
+a ``weight_map`` naming ``../..``, a LoRA adapter's base model), and it refuses what the generator
+would: pickle-only weights, a malformed index (a 422 naming the file, never a 500).
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 
-_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
-_TORCH_BIN = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+from raftflow.modeling import PICKLE_WEIGHT_PATTERNS
+from raftflow.paths import ADAPTER_CONFIG, PathNotAllowed, confine_adapter_base, resolve_inside
+
+_INDEX = "model.safetensors.index.json"
+_SAFETENSORS = ("model.safetensors", _INDEX)
 _GENERATIVE = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
 
 
@@ -22,26 +30,54 @@ class CheckpointRejected(ValueError):
     """Why a directory is not a servable causal-LM checkpoint (the message goes into the 422)."""
 
 
-def check_checkpoint(path: str | Path) -> None:
-    """Raise :class:`CheckpointRejected` naming the first problem found, else return."""
+class CheckpointLeavesRoots(CheckpointRejected):
+    """The checkpoint would have something read outside the allowed roots (callers name their setting)."""
+
+
+def check_checkpoint(path: str | Path, roots: Sequence[str | Path] = (), *, hub_ids: bool = True) -> None:
+    """Raise :class:`CheckpointRejected` naming the first problem found, else return.
+
+    ``path`` is already confined by the caller. With ``roots``, nothing the check (or a loader after it)
+    would open may lead out of them: every entry of the directory (and of its subdirectories) must
+    resolve inside the directory or a root, so a symlinked ``config.json`` or weight file pointing
+    elsewhere is refused without being opened, and its message is the same whether the target exists
+    or not; so must a file ``tokenizer_config.json`` names (``*_file``), and a LoRA adapter's base model
+    (:func:`raftflow.paths.confine_adapter_base`, a hub id allowed where ``hub_ids``). Roots or not,
+    the index's ``weight_map`` may only name plain files inside the directory.
+    """
     directory = Path(path)
     if not directory.is_dir():
         raise CheckpointRejected(f"{path} is not a directory")
+    if roots:
+        _check_contained(directory, roots)
     names = {p.name for p in directory.iterdir()}
-    has_weights = any(n in names for n in (*_SAFETENSORS, *_TORCH_BIN)) or any(
+    has_safetensors = any(n in names for n in _SAFETENSORS) or any(
         n.startswith("model-") and n.endswith(".safetensors") for n in names
     )
-    if "adapter_config.json" in names and not has_weights:
-        raise CheckpointRejected(
-            f"{path} holds a LoRA adapter, not a model: merge it into its base (peft merge_and_unload) "
-            "and save the full model"
-        )
+    pickled = sorted(n for n in names if any(fnmatch(n, pattern) for pattern in PICKLE_WEIGHT_PATTERNS))
+    if ADAPTER_CONFIG in names:
+        if not has_safetensors and not any(n.startswith("pytorch_model") for n in pickled):
+            raise CheckpointRejected(
+                f"{path} holds a LoRA adapter, not a model: merge it into its base (peft "
+                "merge_and_unload) and save the full model"
+            )
+        try:  # the services load an adapter's base model, wherever the adapter says it is
+            confine_adapter_base(directory, roots, hub_ids=hub_ids)
+        except PathNotAllowed as exc:
+            raise CheckpointLeavesRoots(str(exc)) from None
     if "config.json" not in names:
         raise CheckpointRejected(f"{path} has no config.json")
-    if not has_weights:
-        raise CheckpointRejected(
-            f"{path} has no weights (model.safetensors, its index, or pytorch_model.bin)"
-        )
+    if not has_safetensors:
+        if pickled:  # what the generator refuses (raftflow.modeling.check_weights_format), said now
+            raise CheckpointRejected(
+                f"{path} has only pickle weights ({', '.join(pickled)}), no model.safetensors: the "
+                "generator loads safetensors only, because unpickling a checkpoint can run arbitrary "
+                "code. Save it with save_pretrained(dir, safe_serialization=True)."
+            )
+        raise CheckpointRejected(f"{path} has no weights (model.safetensors or its index)")
+    # Read before transformers parses anything: a malformed index or a weight_map naming a file
+    # elsewhere is refused here, with the file and the problem named.
+    found = safetensors_shapes(directory)
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -68,9 +104,8 @@ def check_checkpoint(path: str | Path) -> None:
             f"{path}: config.json does not describe a causal language model ({exc})"
         ) from exc
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    found = safetensors_shapes(directory)
-    if found is None:  # pickled .bin weights: their names cannot be read without loading them
-        return
+    if found is None:  # not reached: safetensors weights were found above
+        raise CheckpointRejected(f"{path} has no weights (model.safetensors or its index)")
     if getattr(config.get_text_config(), "tie_word_embeddings", False):
         expected.pop("lm_head.weight", None)
     # Older checkpoints name weights without the base model's prefix ("h.0..." for "transformer.h.0...");
@@ -93,15 +128,15 @@ def check_checkpoint(path: str | Path) -> None:
 
 def safetensors_shapes(directory: str | Path) -> dict[str, tuple[int, ...]] | None:
     """Weight name -> shape, read from the safetensors headers (no tensor is loaded); None when the
-    directory holds no safetensors weights."""
+    directory holds no safetensors weights. A malformed index, or one whose ``weight_map`` names
+    anything but a plain file in ``directory``, is :class:`CheckpointRejected` (nothing else opened)."""
     from safetensors import safe_open
 
     directory = Path(directory)
     names = {p.name for p in directory.iterdir()}
 
-    if "model.safetensors.index.json" in names:
-        index = json.loads((directory / "model.safetensors.index.json").read_text())
-        files = sorted(set(index["weight_map"].values()))
+    if _INDEX in names:
+        files = _indexed_files(directory)
     elif "model.safetensors" in names:
         files = ["model.safetensors"]
     else:
@@ -119,3 +154,64 @@ def safetensors_shapes(directory: str | Path) -> dict[str, tuple[int, ...]] | No
                 f"{directory}/{name} is not a readable safetensors file ({exc})"
             ) from exc
     return shapes
+
+
+def _indexed_files(directory: Path) -> list[str]:
+    """The weight files ``model.safetensors.index.json`` names: plain file names, so they are read
+    inside ``directory`` (``..``, a separator or an absolute path is refused before anything is
+    opened, so the answer cannot tell whether such a file exists)."""
+    where = f"{directory}/{_INDEX}"
+    try:
+        index = json.loads((directory / _INDEX).read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CheckpointRejected(f"{where} is not a readable JSON file ({exc})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise CheckpointRejected(
+            f"{where} has no weight_map (an object mapping each weight's name to its .safetensors file)"
+        )
+    for name in weight_map.values():
+        if not isinstance(name, str) or not _plain_file_name(name):
+            raise CheckpointRejected(
+                f"{where}: weight_map names {name!r}, not the name of a file in the checkpoint directory"
+            )
+    return sorted(set(weight_map.values()))
+
+
+def _plain_file_name(name: str) -> bool:
+    return name not in ("", ".", "..") and "/" not in name and os.sep not in name and "\0" not in name
+
+
+def _check_contained(directory: Path, roots: Sequence[str | Path]) -> None:
+    """Every entry of ``directory`` and of its real subdirectories (what transformers and safetensors
+    read: the top level, ``additional_chat_templates/``) must resolve inside the directory or a root,
+    and so must what ``tokenizer_config.json`` names as a file. The refusal never depends on whether
+    the outside target exists."""
+    allowed = [directory.resolve(), *roots]
+    entries = list(directory.iterdir())
+    entries += [e for d in entries if d.is_dir() and not d.is_symlink() for e in d.iterdir()]
+    for entry in entries:
+        try:
+            resolve_inside(entry, allowed)
+        except PathNotAllowed:
+            raise CheckpointLeavesRoots(
+                f"{entry} leads outside the checkpoint directory and the allowed roots (a symlink): "
+                "refusing to read it"
+            ) from None
+    tokenizer_config = directory / "tokenizer_config.json"
+    try:
+        settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
+    except (OSError, ValueError):
+        return  # the tokenizer's own load reports it
+    if not isinstance(settings, dict):
+        return
+    for key, value in settings.items():
+        if not key.endswith("_file") or not isinstance(value, str):
+            continue
+        try:  # transformers opens such a value as given (relative to the working directory)
+            resolve_inside(value, allowed)
+        except PathNotAllowed:
+            raise CheckpointLeavesRoots(
+                f"{tokenizer_config}: {key} {value!r} leads outside the checkpoint directory and the "
+                "allowed roots: refusing to read it"
+            ) from None

@@ -8,6 +8,7 @@ accepts one (a model), and only when no local file of that name exists.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -63,3 +64,78 @@ def confine(value: str, roots: Sequence[str | Path], *, hub_ids: bool = False) -
     if hub_ids and is_hub_id(value):
         return value
     return str(resolve_inside(value, roots))
+
+
+# A PEFT adapter directory names the model it applies to in this file and key; every loader
+# (raftflow.modeling, peft) loads that base, so it is a path a client chose, like the adapter's own.
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_BASE_KEY = "base_model_name_or_path"
+# An adapter's base may itself be an adapter (loaders follow the chain); a longer chain, or a cycle,
+# is refused rather than followed.
+MAX_ADAPTER_CHAIN = 8
+
+
+def confine_adapter_base(path: str | Path, roots: Sequence[str | Path], *, hub_ids: bool) -> None:
+    """Refuse (:class:`PathNotAllowed`) a LoRA adapter directory whose base model escapes ``roots``.
+
+    ``path`` is the adapter as already confined by the caller. Its ``adapter_config.json`` names a base
+    that every loader (raftflow.modeling, transformers' peft integration) loads without asking, so that
+    base passes the same rule as the field that named the adapter: inside ``roots`` after resolving
+    ``..`` and symlinks (``adapter_config.json`` itself too), or a hub id where ``hub_ids`` (the
+    caller's field accepts hub ids). A local base must also exist as a directory, else
+    ``from_pretrained`` would take its name for a hub id and download it. A base that is itself an
+    adapter is checked the same way, down the chain. No roots: nothing is checked (local use); a
+    directory without ``adapter_config.json`` is not an adapter and passes.
+    """
+    if not roots:
+        return
+    current = Path(path)
+    seen = {current.resolve()}
+    for depth in range(MAX_ADAPTER_CHAIN + 1):
+        config = current / ADAPTER_CONFIG
+        if not os.path.lexists(config):
+            return
+        where = f"{current}/{ADAPTER_CONFIG}"
+        try:  # before it is opened: the answer must not depend on what a symlink points at
+            resolve_inside(config, roots)
+        except PathNotAllowed:
+            raise PathNotAllowed(f"{where} leads outside the allowed roots (a symlink)") from None
+        if not config.is_file():
+            return
+        if depth == MAX_ADAPTER_CHAIN:
+            break
+        try:
+            settings = json.loads(config.read_text())
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            settings = exc
+        if not isinstance(settings, dict):
+            reason = f"does not load ({settings})" if isinstance(settings, Exception) else "is no JSON object"
+            raise PathNotAllowed(
+                f"{where} {reason}: the adapter's base model cannot be checked against the allowed roots"
+            )
+        base = settings.get(ADAPTER_BASE_KEY)
+        if not isinstance(base, str) or not base:
+            raise PathNotAllowed(f"{where} names no {ADAPTER_BASE_KEY}: the adapter cannot be loaded alone")
+        if is_hub_id(base):
+            if hub_ids:
+                return  # downloaded into the hub cache; what it holds is the hub's, not a path
+            raise PathNotAllowed(
+                f"{where}: {ADAPTER_BASE_KEY} {base!r} is a hub id, and hub ids are refused here while "
+                "roots are set (nothing was downloaded)"
+            )
+        try:
+            resolved = resolve_inside(base, roots)
+        except PathNotAllowed as exc:
+            raise PathNotAllowed(f"{where}: {ADAPTER_BASE_KEY} {exc}") from None
+        if not resolved.is_dir():
+            raise PathNotAllowed(
+                f"{where}: {ADAPTER_BASE_KEY} {base!r} is no directory inside the allowed roots"
+                + ("" if hub_ids else ", and hub ids are refused here")
+            )
+        if resolved in seen:
+            raise PathNotAllowed(f"{where}: {ADAPTER_BASE_KEY} {base!r} makes the adapters' chain a cycle")
+        seen.add(resolved)
+        current = resolved
+    raise PathNotAllowed(
+        f"{path}: more than {MAX_ADAPTER_CHAIN} adapters, each the base of the one before: refusing the chain"
+    )

@@ -4,8 +4,10 @@ Whoever can push to Redis can hand the worker any job, and the worker reads ``mo
 writes under ``output_dir`` with its own permissions. So before anything is read or written each path
 is resolved (``..``, symlinks) and must lie inside a root, and the job continues with the resolved
 paths, so a symlink swapped in after the check redirects nothing. A ``model`` that is a hub id stays
-allowed (it is downloaded into the hub cache). The job id names the checkpoint directory under
-``output_dir``, so it must not step out of it either (``.`` or ``..``), roots or not.
+allowed (it is downloaded into the hub cache); a ``model`` that is a LoRA adapter directory has its
+base model (``adapter_config.json``) checked the same way, since loading the adapter loads the base.
+The job id names the checkpoint directory under ``output_dir``, so it must not step out of it either
+(``.`` or ``..``), roots or not.
 
 Kept free of torch: the worker's parent process imports it through :mod:`services.trainer.tasks`.
 """
@@ -17,7 +19,7 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from raftflow.paths import PathNotAllowed, confine
+from raftflow.paths import PathNotAllowed, confine, confine_adapter_base
 from raftflow.schemas.jobs import TrainingJob
 from services.trainer.settings import TrainerSettings, trainer_settings
 
@@ -46,6 +48,8 @@ def confine_job(job: TrainingJob, settings: TrainerSettings) -> TrainingJob:
         value = getattr(job, field)
         try:
             updates[field] = confine(value, settings.path_roots, hub_ids=hub_ids)
+            if field == "model":  # a LoRA adapter's base model is loaded with it: the same rule
+                confine_adapter_base(updates[field], settings.path_roots, hub_ids=hub_ids)
         except PathNotAllowed as exc:
             raise JobPathNotAllowed(
                 f"job {job.job_id}: {field} {exc} (setting TRAINER_PATH_ROOTS); nothing was read or written"

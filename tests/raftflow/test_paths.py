@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from raftflow.paths import PathNotAllowed, confine, is_hub_id, resolve_inside
+from raftflow.paths import (
+    ADAPTER_CONFIG,
+    MAX_ADAPTER_CHAIN,
+    PathNotAllowed,
+    confine,
+    confine_adapter_base,
+    is_hub_id,
+    resolve_inside,
+)
 
 
 def test_paths_inside_roots_resolve(tmp_path: Path) -> None:
@@ -56,3 +66,50 @@ def test_confine_keeps_hub_ids_only_where_allowed(tmp_path: Path, monkeypatch: p
     assert confine("data/policy", [root], hub_ids=True) == str((root / "policy").resolve())
     with pytest.raises(PathNotAllowed):
         confine("data/../data/../escape", [root], hub_ids=True)
+
+
+def adapter(directory: Path, base: object) -> Path:
+    directory.mkdir(parents=True)
+    (directory / ADAPTER_CONFIG).write_text(json.dumps({"base_model_name_or_path": base}))
+    return directory
+
+
+def test_an_adapters_base_passes_the_rule_of_the_field_that_named_the_adapter(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "policy").mkdir(parents=True)
+    (outside / "policy").mkdir(parents=True)
+    roots = [root]
+    confine_adapter_base(root / "policy", roots, hub_ids=False)  # not an adapter
+    confine_adapter_base(adapter(root / "inside", str(root / "policy")), roots, hub_ids=False)
+    confine_adapter_base(adapter(root / "hub", "owner/name"), roots, hub_ids=True)
+    confine_adapter_base(adapter(root / "out", str(outside / "policy")), [], hub_ids=False)  # unconfined
+    refused = {
+        "outside the allowed roots": adapter(root / "out-2", str(outside / "policy")),
+        "is a hub id": root / "hub",
+        "is no directory inside the allowed roots": adapter(root / "gone", str(root / "missing")),
+        "names no base_model_name_or_path": adapter(root / "none", None),
+        "makes the adapters' chain a cycle": adapter(root / "self", str(root / "self")),
+    }
+    (root / "chain-0").mkdir()  # chain-N: N adapters, each the base of the next, on chain-0's model
+    for index in range(1, MAX_ADAPTER_CHAIN + 2):
+        adapter(root / f"chain-{index}", str(root / f"chain-{index - 1}"))
+    confine_adapter_base(root / f"chain-{MAX_ADAPTER_CHAIN}", roots, hub_ids=False)
+    refused["more than"] = root / f"chain-{MAX_ADAPTER_CHAIN + 1}"
+    (root / "not-json").mkdir()
+    (root / "not-json" / ADAPTER_CONFIG).write_text("{nope")
+    refused["does not load"] = root / "not-json"
+    for reason, path in refused.items():
+        with pytest.raises(PathNotAllowed, match=re.escape(reason)):
+            confine_adapter_base(path, roots, hub_ids=False)
+    # Down the chain: an adapter inside whose base is an adapter with an outside base.
+    with pytest.raises(PathNotAllowed, match="out-2/adapter_config.json"):
+        confine_adapter_base(adapter(root / "outer", str(root / "out-2")), roots, hub_ids=False)
+    # adapter_config.json itself symlinked out: refused before it is read, whether its target exists.
+    (outside / "adapter_config.json").write_text(
+        json.dumps({"base_model_name_or_path": str(root / "policy")})
+    )
+    for name, target in (("linked", outside / "adapter_config.json"), ("dangling", outside / "nothing")):
+        (root / name).mkdir()
+        (root / name / ADAPTER_CONFIG).symlink_to(target)
+        with pytest.raises(PathNotAllowed, match=r"adapter_config.json leads outside the allowed roots"):
+            confine_adapter_base(root / name, roots, hub_ids=True)

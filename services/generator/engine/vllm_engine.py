@@ -30,6 +30,11 @@ routes, auth, limits and telemetry. What vLLM does differently is handled here:
 - **Log-probabilities.** Sequence log-probabilities (``/v1/logprobs``) come from vLLM's prompt
   log-probabilities of prompt + response (the model's own distribution). Sampled tokens' logprobs are
   under the sampling distribution (the server runs with ``--logprobs-mode processed_logprobs``).
+- **Cancellation.** A request cancelled here (its client disconnected: raftflow.server.disconnect)
+  is cancelled inside its ``httpx`` call, which closes that connection, and vLLM aborts a request
+  whose client left (its completions route races the work against the disconnect,
+  ``with_cancellation``). So nothing here may swallow ``CancelledError`` or shield the call, and the
+  gate's ``finally`` lets a load go on at once.
 """
 
 from __future__ import annotations
@@ -426,7 +431,7 @@ class VLLMEngine:
             codec = PromptCodec(load_tokenizer(tokenizer_dir, padding_side="left"), self._base.codec.recorded)
             name = f"raftflow-adapter-{self._load_count + 1}"
             return ServedPolicy(path, checkpoint_version(path), name, codec, time.time(), adapter=True)
-        check_checkpoint(path)
+        check_checkpoint(path, self._settings.load_roots, hub_ids=False)
         expected = safetensors_shapes(self._base.checkpoint) if Path(self._base.checkpoint).is_dir() else None
         found = safetensors_shapes(path)
         if expected is not None and found is not None:
