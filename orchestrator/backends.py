@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from orchestrator.raft_loop import Backends, PolicyServer, RunCancelled, Sampler, Scorer
+from orchestrator.service_urls import ensure_run_urls_allowed
 from orchestrator.settings import OrchestratorSettings
 from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT
 from raftflow.clients.errors import ComponentUnavailable
@@ -179,8 +180,10 @@ class QueueTrainer:
 async def open_backends(
     settings: OrchestratorSettings, request: RunRequest, stack: AsyncExitStack
 ) -> Backends:
-    """Clients for one run; ``stack`` closes them when the run ends."""
-    token = settings.resolved_api_token()
+    """Clients for one run; ``stack`` closes them when the run ends. Every URL is checked against the
+    allowlist first (``orchestrator.service_urls``): the token goes only to configured services."""
+    ensure_run_urls_allowed(request, settings)
+    token = settings.outbound_token()
     common = {
         "api_token": token,
         "timeout": settings.request_timeout,

@@ -13,6 +13,7 @@ import threading
 from contextlib import AsyncExitStack
 
 from orchestrator.backends import open_backends
+from orchestrator.failures import describe_failure
 from orchestrator.raft_loop import RunCancelled, RunContext, RunInterrupted, execute_run
 from orchestrator.settings import OrchestratorSettings
 from orchestrator.store import ACTIVE_STATUSES, RunStore
@@ -125,7 +126,7 @@ class RunManager:
             log.info("run %s interrupted by shutdown; it resumes on the next start", run_id)
         except Exception as exc:  # the run fails, the orchestrator lives on
             log.exception("run %s failed", run_id)
-            self.store.set_status(run_id, "failed", error=f"{exc.__class__.__name__}: {exc}")
+            self.store.set_status(run_id, "failed", error=describe_failure(run_id, exc))
             self.telemetry.runs.labels("failed").inc()
             outcome = "failed"
         else:

@@ -34,6 +34,21 @@ class OrchestratorSettings(CommonSettings):
         validation_alias="REWARDER_URLS",
         description="Several rewarder replicas (a JSON list), used instead of REWARDER_URL.",
     )
+    allowed_service_urls: list[str] = Field(
+        default_factory=list,
+        description="Further service URLs a run body may name (generator_url(s), rewarder_url(s), "
+        "gold_rewarder_url, a TGI server), beside the configured GENERATOR_URL(S) and REWARDER_URL(S); "
+        "any other URL is refused with a 422, so a caller cannot make the orchestrator send its service "
+        "token, prompts or samples elsewhere. Env: a JSON list.",
+    )
+    service_token: str | None = Field(
+        default=None,
+        description="Bearer token the orchestrator sends to the generator, rewarder and trainer-side "
+        "services (only to the configured and allowed URLs). Default: the orchestrator's own API token.",
+    )
+    service_token_file: Path | None = Field(
+        default=None, description="File holding service_token (a mounted secret); read when it is unset."
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", validation_alias="REDIS_URL", description="Trainer queue broker."
     )
@@ -74,8 +89,33 @@ class OrchestratorSettings(CommonSettings):
         description="Score each sample chunk as it arrives, while the next ones are sampled; off: the "
         "score stage starts when sampling ends (the rewards are the same either way).",
     )
+    max_k: int = Field(
+        default=64,
+        ge=1,
+        description="Most samples per prompt a run may ask for (k); keep it at or below the generator's "
+        "GENERATOR_MAX_N, whose default it mirrors.",
+    )
+    max_new_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="Most new tokens per sample a run may ask for; keep it at or below the generator's "
+        "GENERATOR_MAX_TOKENS, whose default it mirrors.",
+    )
+    max_samples_per_iteration: int = Field(
+        default=65_536,
+        ge=1,
+        description="Most samples one iteration may draw (prompts_per_iteration x k).",
+    )
     tgi_concurrency: int = Field(default=8, ge=1, description="Parallel requests to a TGI server.")
     request_timeout: float = Field(default=600.0, gt=0, description="Timeout of one HTTP call (seconds).")
+
+    def outbound_token(self) -> str | None:
+        """The token sent to the services: ORCHESTRATOR_SERVICE_TOKEN(_FILE), else the API token."""
+        if self.service_token:
+            return self.service_token
+        if self.service_token_file is not None:
+            return self.service_token_file.read_text().strip() or None
+        return self.resolved_api_token()
 
     def allowed_roots(self) -> list[Path]:
         """Where run paths may point: the configured roots plus ARTIFACTS_DIR (runs read their own

@@ -12,16 +12,18 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
-from orchestrator.paths import confine_run
+from orchestrator.paths import PATH_FIELDS, confine_run
 from orchestrator.plotting import plot_run
 from orchestrator.raft_loop import POSTED_CHECKPOINT
+from orchestrator.run_limits import check_run_size
 from orchestrator.runner import RunManager
+from orchestrator.service_urls import check_run_urls
 from orchestrator.store import RunStore, to_view
 from orchestrator.trackers import missing_libraries
 from raftflow.atomic import write_json_atomic
-from raftflow.checkpoints import CheckpointRejected, check_checkpoint
+from raftflow.checkpoints import CheckpointLeavesRoots, CheckpointRejected, check_checkpoint
 from raftflow.data import DataError, load_pairs, load_prompts
-from raftflow.paths import PathNotAllowed, confine
+from raftflow.paths import ADAPTER_CONFIG, PathNotAllowed, confine
 from raftflow.schemas.errors import BODY_ERRORS, UNAUTHORIZED, error_responses
 from raftflow.schemas.runs import CheckpointSubmission, RunCreated, RunRequest, RunView
 from raftflow.server import limit_error
@@ -56,8 +58,11 @@ def start_run(
 ) -> RunCreated:
     """Validate the datasets up front (a typo should be a 422 now, not a failed run in an hour), then
     queue the run."""
+    check_run_urls(body, manager.settings)  # before anything is sent to them
+    check_run_size(body, manager.settings)
     body = confine_run(body, manager.settings)  # before anything is read from those paths
     _check_policy(body.policy)
+    _check_adapter_training(body)
     if body.report_to is None:  # stored resolved: a resumed run keeps the trackers it started with
         body = body.model_copy(update={"report_to": list(manager.settings.report_to)})
     missing = missing_libraries(body.report_to)
@@ -148,14 +153,16 @@ def submit_checkpoint(
         raise HTTPException(
             status_code=409, detail=f"run {run_id} is {row.status}, not awaiting a checkpoint{why}"
         )
+    roots = manager.settings.allowed_roots()
     try:
-        path = confine(body.path, manager.settings.allowed_roots())
+        path = confine(body.path, roots)
     except PathNotAllowed as exc:
         raise limit_error("path", f"{exc} (setting ORCHESTRATOR_PATH_ROOTS)", value=body.path) from exc
-    try:
-        check_checkpoint(path)
+    try:  # what it reads stays inside the roots too; an adapter's base may be a hub id, like a policy
+        check_checkpoint(path, roots, hub_ids=PATH_FIELDS["policy"])
     except CheckpointRejected as exc:
-        raise limit_error("path", str(exc), value=body.path) from exc
+        setting = " (setting ORCHESTRATOR_PATH_ROOTS)" if isinstance(exc, CheckpointLeavesRoots) else ""
+        raise limit_error("path", f"{exc}{setting}", value=body.path) from exc
     posted = manager.settings.run_dir(run_id) / f"iter-{row.current_iteration:03d}" / POSTED_CHECKPOINT
     write_json_atomic(posted, {"path": str(Path(path).resolve())})
     return to_view(store.get(run_id), str(request.base_url))
@@ -172,6 +179,21 @@ def run_plot(run_id: str, store: RunStore = Depends(_store)) -> Response:
         raise HTTPException(status_code=404, detail=f"no run {run_id}")
     metrics = [it.metrics for it in row.iterations if it.stage == "done"]
     return Response(plot_run(run_id, metrics), media_type="image/png")
+
+
+def _check_adapter_training(body: RunRequest) -> None:
+    """An unmerged LoRA policy (an adapter directory) can only be trained as an adapter: without
+    ``training.lora`` the job froze the base and failed on its first step ("element 0 of tensors does
+    not require grad"), an iteration in. Refuse it before the run starts."""
+    if body.trainer != "queue" or body.training.lora is not None:
+        return
+    if (Path(body.policy) / ADAPTER_CONFIG).is_file():
+        raise limit_error(
+            "training.lora",
+            f"the policy {body.policy} is an unmerged LoRA adapter: set training.lora (e.g. {{}}) to go "
+            "on training the adapter, or merge it into its base and pass the merged checkpoint",
+            value=None,
+        )
 
 
 def _check_policy(policy: str) -> None:

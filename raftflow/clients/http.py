@@ -120,7 +120,9 @@ class ServiceHTTP:
         async def once() -> Any:
             response = await self._http.request(method, path, json=json)
             if 400 <= response.status_code < 500:
-                raise ComponentRejected(self.component, response.status_code, error_detail(response))
+                raise ComponentRejected(
+                    self.component, response.status_code, error_detail(response), self.base_url + path
+                )
             response.raise_for_status()
             return response.json()
 

@@ -19,7 +19,7 @@ from text_generation import AsyncClient
 from text_generation import errors as tgi_errors
 from text_generation.types import Response
 
-from raftflow.clients.errors import ComponentRejected
+from raftflow.clients.errors import ComponentMisbehaved, ComponentRejected
 from raftflow.clients.http import auth_headers, gather_failfast, with_retries
 from raftflow.schemas.generation import Sample, SamplingParams, cut_at_stop, draw_max_tokens
 from raftflow.seeds import derive_seed, fresh_seed
@@ -122,7 +122,12 @@ class TGISamplerClient:
                     transient=_transient,
                 )
             except tuple(_REJECTED) as exc:
-                raise ComponentRejected(self.component, _REJECTED[type(exc)], str(exc)) from exc
+                status = _REJECTED[type(exc)]
+                raise ComponentRejected(self.component, status, str(exc), self.base_url) from exc
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                # text_generation parses any answer as TGI's: another server's error body is a
+                # KeyError('error'), its 200 body a KeyError or a pydantic error.
+                raise ComponentMisbehaved(self.component, self.base_url, "TGI's API", exc) from exc
         return _to_sample(response, params.stop)
 
 

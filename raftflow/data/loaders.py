@@ -16,6 +16,7 @@ from raftflow.data.dialogue import split_dialogue
 from raftflow.data.errors import DataError
 from raftflow.data.records import PreferencePair, PromptResponse
 from raftflow.data.sources import Row, Source, read_source
+from raftflow.json_values import lone_surrogate
 
 T = TypeVar("T")
 
@@ -115,9 +116,12 @@ def _messages(source: Source, row: Row) -> str:
     if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
         raise source.error("field 'messages' must be a list of {role, content} objects", row)
     try:
-        return messages_to_text(value)
+        text = messages_to_text(value)
     except ValueError as exc:
         raise source.error(str(exc), row) from exc
+    if (why := lone_surrogate(text)) is not None:
+        raise source.error(f"field 'messages' is not valid Unicode text: {why}", row)
+    return text
 
 
 def _pair(source: Source, row: Row, prompt_field: str, response_field: str) -> PromptResponse:
@@ -136,6 +140,8 @@ def _string(source: Source, row: Row, field: str, allow_empty: bool = False) -> 
         raise source.error(f"field {field!r} must be a string, got {type(value).__name__}", row)
     if not allow_empty and not value.strip():
         raise source.error(f"field {field!r} is empty", row)
+    if (why := lone_surrogate(value)) is not None:  # it would fail later, in a tokenizer or a write
+        raise source.error(f"field {field!r} is not valid Unicode text: {why}", row)
     return value
 
 

@@ -10,11 +10,15 @@ at fault, so a user can fix the data without reading a traceback.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from raftflow.data.errors import DataError
 
@@ -51,9 +55,11 @@ def read_source(path: str | Path) -> Source:
         raise DataError(f"{path}: no such file or directory")
     if path.is_dir():
         return _read_datasets_dir(path)
+    if not path.is_file():  # a FIFO or a device would block the reader or never end
+        raise DataError(f"{path}: not a regular file")
     name = path.name.lower().removesuffix(".gz")
     try:
-        text = _read_text(path)
+        text = _read_text(path, DataLimits().max_data_bytes)
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: unreadable: {exc}") from exc
     if name.endswith(".txt"):
@@ -68,11 +74,30 @@ def read_source(path: str | Path) -> Source:
     )
 
 
-def _read_text(path: Path) -> str:
-    if path.name.lower().endswith(".gz"):
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
-            return handle.read()
-    return path.read_text(encoding="utf-8")
+class DataLimits(BaseSettings):
+    """How much text one data file may hold once decompressed: a small gzip file can inflate to
+    gigabytes (a 411 KB file to 200 MB of text was seen), held in the memory of the orchestrator that
+    validates a run's prompts."""
+
+    model_config = SettingsConfigDict(env_prefix="RAFTFLOW_", extra="ignore")
+
+    max_data_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        description="Largest data file, in bytes of (decompressed) text; larger ones are refused.",
+    )
+
+
+def _read_text(path: Path, max_bytes: int) -> str:
+    """The file's text, refused past ``max_bytes`` (counted after decompression, read no further)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise DataError(
+            f"{path}: over {max_bytes} bytes of text (RAFTFLOW_MAX_DATA_BYTES); split it or raise the limit"
+        )
+    return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read()  # universal newlines, as before
 
 
 def _lines(path: Path, text: str) -> Source:

@@ -76,6 +76,8 @@ class SamplingParams(BaseModel):
     sample from the policy RAFT is estimating.
     """
 
+    model_config = ConfigDict(allow_inf_nan=False)
+
     max_tokens: int = Field(default=16, ge=1, strict=True, description="Upper bound on new tokens.")
     min_tokens: int | None = Field(
         default=None,
@@ -147,7 +149,7 @@ class CompletionRequest(SamplingParams):
     options we cannot honour are rejected when set to anything but their default, never ignored."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     model: str | None = Field(
         default=None, description="Accepted for compatibility; the loaded model serves."
@@ -203,7 +205,7 @@ class CompletionRequest(SamplingParams):
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=1_000_000)
@@ -213,7 +215,7 @@ class ChatCompletionRequest(SamplingParams):
     """OpenAI ``/v1/chat/completions`` body: ``messages`` rendered with the tokenizer's chat template
     (the HH form for a tokenizer without one), ``n`` samples. Unknown fields are ignored."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     model: str | None = Field(
         default=None, description="Accepted for compatibility; the loaded model serves."
@@ -330,7 +332,7 @@ CheckpointPath = Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_
 
 
 class LoadRequest(BaseModel):
-    model_config = ConfigDict(strict=True)
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
 
     path: CheckpointPath | None = Field(
         default=None, description="Local checkpoint directory or hub id to serve."
@@ -347,7 +349,7 @@ class LoadRequest(BaseModel):
 
 
 class SleepRequest(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 
     level: int = Field(
         default=1,
@@ -384,7 +386,7 @@ class LogprobsRequest(BaseModel):
     """Score given (prompt, response) pairs instead of sampling: the orchestrator estimates
     KL(policy || initial policy) from the current and reference log-probs of the same samples."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     prompts: list[PromptText] = Field(min_length=1)
     responses: list[str] = Field(min_length=1)

@@ -31,7 +31,7 @@ class LoraOptions(BaseModel):
     only way to fine-tune a larger model."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     r: int = Field(default=8, ge=1, le=1024, description="Adapter rank.")
     alpha: int = Field(
@@ -58,7 +58,7 @@ Tracker = Literal["tensorboard", "mlflow", "wandb", "trackio"]
 class TrainingConfig(BaseModel):
     """Hyper-parameters shared by every training job. Names follow LMFlow and transformers."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     epochs: float = Field(
         default=1.0, gt=0.0, le=1000.0, description="Passes over the data (fractions allowed)."
@@ -127,7 +127,7 @@ class TrainingConfig(BaseModel):
 class TrainingJob(BaseModel):
     """Fields every job has. Subclasses name the kind of training."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     kind: ClassVar[JobKind]
 
     job_id: str = Field(

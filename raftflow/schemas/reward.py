@@ -21,7 +21,7 @@ class RewardItem(BaseModel):
     judge the response alone (most do) without parsing a template back apart.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     text: str
     prompt: str | None = None
@@ -32,7 +32,7 @@ class PromptResponse(BaseModel):
     """A (prompt, response) pair; the service formats it for the reward model."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     prompt: str = Field(description="The prompt as the policy saw it, without any template.")
     response: str = Field(description="The policy's response alone.")
@@ -41,7 +41,7 @@ class PromptResponse(BaseModel):
 class ScoreRequest(BaseModel):
     """Body of ``POST /score``: exactly one of ``inputs`` or ``texts``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     inputs: list[PromptResponse] | None = Field(
         default=None,
@@ -83,7 +83,7 @@ class GetRewardRequest(BaseModel):
     fields (``labels``, ...) are accepted and ignored.
     """
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     query: list[str] = Field(min_length=1, description="Full texts to score.")
     prompts: list[str] | None = Field(default=None, description="The prompt of each query, same order.")

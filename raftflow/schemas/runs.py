@@ -25,7 +25,7 @@ class SamplingOptions(BaseModel):
     ``POST /iterations`` and the options of ``raftflow sample``, defined once."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     k: int | None = Field(default=None, ge=1, le=256, description="Samples per prompt. Default 8.")
     top_reward_percentage: float | None = Field(
@@ -81,7 +81,7 @@ class RunRequest(SamplingOptions):
     """Body of ``POST /iterations``: one RAFT alignment run."""
 
     # strict: a body must have the types its schema documents (lax mode took 0.0 as false, "1" as 1).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     policy: PathStr = Field(
         description="Initial policy: a checkpoint directory or a hub id.",
@@ -275,7 +275,7 @@ class AwaitingCheckpoint(BaseModel):
 class CheckpointSubmission(BaseModel):
     """Body of ``POST /iterations/{id}/checkpoint``."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     path: PathStr = Field(
         description="The fine-tuned policy: a directory with config.json, tokenizer and full (merged) "

@@ -199,9 +199,12 @@ class LocalStack:
         return self._spawn_http(name, "services.rewarder", *source)
 
     def start_orchestrator(self, generator_url: str, rewarder_url: str) -> str:
+        """The orchestrator, with the stack's other services as the URLs a run may name (the demo's runs
+        name the gold rewarder per run): start it after them."""
         env = {
             "GENERATOR_URL": generator_url,
             "REWARDER_URL": rewarder_url,
+            "ORCHESTRATOR_ALLOWED_SERVICE_URLS": json.dumps(sorted(self.urls.values())),
             "DATABASE_URL": f"sqlite:///{self.run_dir / 'orchestrator.db'}",
         }
         return self._spawn_http("orchestrator", "orchestrator", env=env)

@@ -11,10 +11,13 @@ import json
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+
+from raftflow.json_values import safe_echo
+from raftflow.server.errors import validation_error_response
 
 TGI_PATHS = frozenset({"/", "/generate"})
 
@@ -26,8 +29,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     if request.url.path not in TGI_PATHS:
-        return await request_validation_exception_handler(request, exc)
-    errors = jsonable_encoder(exc.errors())
+        return await validation_error_response(request, exc)
+    errors = safe_echo(jsonable_encoder(exc.errors()))
     summary = "; ".join(f"{'.'.join(str(part) for part in e['loc'][1:])}: {e['msg']}" for e in errors)
     return JSONResponse({"error": summary, "error_type": "validation", "detail": errors}, status_code=422)
 

@@ -22,7 +22,7 @@ class TGIParameters(BaseModel):
     """TGI ``parameters``, with TGI's own limits. Fields the ``text-generation`` client always sends
     are accepted at their defaults; asking for one we cannot honour is a 422, never silently ignored."""
 
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     do_sample: bool = False
     max_new_tokens: int | None = Field(
@@ -74,7 +74,7 @@ class TGIParameters(BaseModel):
 
 
 class TGIRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
+    model_config = ConfigDict(extra="ignore", strict=True, allow_inf_nan=False)
 
     inputs: PromptText
     parameters: TGIParameters = Field(default_factory=TGIParameters)

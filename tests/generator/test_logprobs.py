@@ -133,7 +133,7 @@ def test_bad_bodies_get_a_422_and_a_missing_reference_a_409(generator: Generator
         ({"prompts": [], "responses": []}, ["body", "prompts"]),
         ({"prompts": ["a"], "responses": ["x"], "model": "initial"}, ["body", "model"]),
         ({"prompts": ["a"] * 33, "responses": ["x"] * 33}, ["body", "prompts"]),  # max_prompts is 32
-        ({"prompts": ["a", "b"], "responses": ["x", "word " * 300]}, ["body", "responses", "1"]),
+        ({"prompts": ["a", "b"], "responses": ["x", "word " * 300]}, ["body", "responses", 1]),
     ]
     for body, loc in cases:
         response = generator.post("/v1/logprobs", body)

@@ -43,7 +43,11 @@ def test_a_run_keeps_each_clients_requests_in_flight_per_replica(monkeypatch) ->
     from raftflow.schemas.runs import RunRequest
 
     monkeypatch.setenv("RAFTFLOW_ALLOW_NO_AUTH", "1")
-    settings = OrchestratorSettings(sample_chunk_prompts=8, score_chunk_items=32)
+    settings = OrchestratorSettings(
+        sample_chunk_prompts=8,
+        score_chunk_items=32,
+        allowed_service_urls=["http://g:1", "http://g:2", "http://r:1", "http://r:2", "http://r:3"],
+    )
 
     async def build(generators: list[str], rewarders: list[str]):
         request = RunRequest(

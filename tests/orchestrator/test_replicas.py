@@ -40,7 +40,11 @@ def test_a_run_spreads_sampling_over_replicas_and_loads_every_checkpoint_into_ea
     # 4 prompts per request: an iteration's 16 prompts are 4 calls to spread over the replicas
     process, orchestrator = stack.start_orchestrator(
         tmp_path / "two",
-        env={"ORCHESTRATOR_SAMPLE_CHUNK_PROMPTS": "4", "ORCHESTRATOR_SCORE_CHUNK_ITEMS": "16"},
+        env={
+            "ORCHESTRATOR_SAMPLE_CHUNK_PROMPTS": "4",
+            "ORCHESTRATOR_SCORE_CHUNK_ITEMS": "16",
+            "ORCHESTRATOR_ALLOWED_SERVICE_URLS": json.dumps([*urls, *rewarders]),
+        },
     )
     try:
         body = stack.minimal_body(
@@ -75,7 +79,13 @@ def test_a_run_spreads_sampling_over_replicas_and_loads_every_checkpoint_into_ea
 def test_a_dead_replica_is_dropped_and_the_run_completes(stack, replicas, tmp_path: Path) -> None:
     (dead, dead_url), (_, live_url) = replicas["generators"]
     dead.kill()
-    process, orchestrator = stack.start_orchestrator(tmp_path, env={"ORCHESTRATOR_RETRY_SECONDS": "3"})
+    process, orchestrator = stack.start_orchestrator(
+        tmp_path,
+        env={
+            "ORCHESTRATOR_RETRY_SECONDS": "3",
+            "ORCHESTRATOR_ALLOWED_SERVICE_URLS": json.dumps([dead_url, live_url]),
+        },
+    )
     try:
         body = stack.minimal_body(num_iterations=1, generator_urls=[dead_url, live_url])
         created = httpx.post(f"{orchestrator}/iterations", json=body, timeout=30)

@@ -102,6 +102,10 @@ class Campaign:
     seconds: float = 0.0
     on_response: Callable[[Any, Any], None] | None = None
     """Called with (case, response) for every answer, e.g. to collect the ids a POST created."""
+    hostile: int = 0
+    """Bodies sent with one value replaced by one no field can mean (NaN, Infinity, 1e400, a lone
+    surrogate): each must be a 422 whose loc names that value."""
+    _hostile_per_operation: collections.Counter[str] = field(default_factory=collections.Counter)
 
     def __post_init__(self) -> None:
         self.schema = schemathesis.openapi.from_url(f"{self.base_url}/openapi.json", timeout=30)
@@ -154,6 +158,8 @@ class Campaign:
             if prepare is not None and mode is GenerationMode.POSITIVE:
                 prepare(case, data)
             self.check(case, headers)
+            if mode is GenerationMode.POSITIVE and headers:
+                self.send_hostile_values(case, headers)
 
         try:
             send()
@@ -185,6 +191,45 @@ class Campaign:
         except FailureGroup as exc:
             self.failures.append(str(exc)[:3000])
 
+    def send_hostile_values(self, case: Any, headers: dict[str, str]) -> None:
+        """The first few valid bodies of each operation again, once per value (up to 12 values each),
+        with that value replaced by a non-finite number (for a number) or a lone surrogate (for a
+        string), sent as raw JSON: Python's json module reads all of them, schemathesis never draws
+        them."""
+        label = case.operation.label
+        if not isinstance(case.body, (dict, list)) or self._hostile_per_operation[label] >= HOSTILE_BODIES:
+            return
+        self._hostile_per_operation[label] += 1
+        for n, (path, value) in enumerate(json_leaves(case.body)[:12]):
+            if isinstance(value, str):
+                bad = '"text \\ud800"'
+            else:
+                bad = ("NaN", "Infinity", "-Infinity", "1e400")[n % 4]
+            raw = json.dumps(replace_at(case.body, path, HOSTILE_SENTINEL)).replace(
+                json.dumps(HOSTILE_SENTINEL), bad
+            )
+            self.requests += 1
+            self.hostile += 1
+            try:
+                response = self.session.request(
+                    case.method,
+                    self.base_url + case.formatted_path,
+                    data=raw.encode(),
+                    headers={**headers, "content-type": "application/json"},
+                    timeout=REQUEST_TIMEOUT,
+                )
+            except requests.RequestException as exc:
+                self.failures.append(f"{label}: no answer to a hostile value at {path}: {exc!r}")
+                continue
+            self.statuses[(label, response.status_code)] += 1
+            if response.status_code >= 500:
+                self.server_errors += 1
+            loc = response.json().get("detail", [{}])[0].get("loc") if response.status_code == 422 else None
+            if loc != ["body", *path]:
+                self.failures.append(
+                    f"{label}: {bad} at {path}: {response.status_code}, loc {loc}: {response.text[:300]}"
+                )
+
     def assert_clean(self) -> None:
         assert self.server_errors == 0 and not self.failures, (
             f"{self.service}: {self.server_errors} 5xx, {len(self.failures)} failed checks in "
@@ -205,8 +250,33 @@ class Campaign:
         statuses = ", ".join(f"{count}x{status}" for status, count in sorted(by_status.items()))
         return (
             f"{self.requests} requests over {len(self.operations())} operations ({statuses}) in "
-            f"{self.seconds:.0f} s: {self.server_errors} 5xx, {len(self.failures)} schema violations"
+            f"{self.seconds:.0f} s, {self.hostile} of them with a NaN, Infinity, 1e400 or lone surrogate in "
+            f"place of one value: {self.server_errors} 5xx, {len(self.failures)} failed checks"
         )
+
+
+HOSTILE_BODIES = 3  # valid bodies per operation turned into hostile ones
+HOSTILE_SENTINEL = "\x00hostile-value\x00"
+
+
+def json_leaves(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[list[str | int], Any]]:
+    """(path, value) of every number and string in a decoded JSON body (booleans are not numbers
+    here: a NaN there is a type error, which schemathesis already covers)."""
+    if isinstance(value, dict):
+        return [leaf for key, item in value.items() for leaf in json_leaves(item, (*path, key))]
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in json_leaves(item, (*path, i))]
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        return [(list(path), value)]
+    return []
+
+
+def replace_at(value: Any, path: list[str | int], new: Any) -> Any:
+    if not path:
+        return new
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = replace_at(value[path[0]], path[1:], new)
+    return copy
 
 
 def own_auth_under_test(case: Any) -> bool:

@@ -259,13 +259,13 @@ def test_every_operation_needs_the_token_except_health_and_info(
     other = shutil.copytree(policy, tmp_path / "other-policy")
     # Runs of this orchestrator sample from a port nobody listens on: the one run below stays
     # "running" (retrying) for the whole test, so an unauthorized cancel would be visible.
-    orchestrator, orch_url = start_service(
-        "orchestrator", env=orchestrator_env(tmp_path, ORCHESTRATOR_RETRY_SECONDS="60"), timeout=60
-    )
     dead = f"http://127.0.0.1:{free_port()}"
-    created = httpx.post(
-        orch_url + "/iterations", json=run_body(policy, prompts, generator_url=dead), headers=AUTH, timeout=30
+    orchestrator, orch_url = start_service(
+        "orchestrator",
+        env=orchestrator_env(tmp_path, ORCHESTRATOR_RETRY_SECONDS="60", GENERATOR_URL=dead),
+        timeout=60,
     )
+    created = httpx.post(orch_url + "/iterations", json=run_body(policy, prompts), headers=AUTH, timeout=30)
     assert created.status_code == 202, created.text
     run_id = created.json()["id"]
 

@@ -36,8 +36,10 @@ class Rewarder:
         kwargs.setdefault("headers", self.headers)
         return httpx.post(self.url + path, json=body, timeout=60.0, **kwargs)
 
-    def get(self, path: str) -> httpx.Response:
-        return httpx.get(self.url + path, timeout=10.0)
+    def get(self, path: str, **kwargs: object) -> httpx.Response:
+        """With the token by default: open routes show paths only to a caller holding it."""
+        kwargs.setdefault("headers", self.headers)
+        return httpx.get(self.url + path, timeout=10.0, **kwargs)
 
     def scores(self, body: dict) -> list[float]:
         response = self.post("/score", body)

@@ -189,7 +189,7 @@ def test_a_text_with_no_tokens_is_rejected_by_name(rewarder: Rewarder):
     answer = rewarder.post("/score", {"texts": ["fine", ""]})
     assert answer.status_code == 422
     detail = answer.json()["detail"][0]
-    assert detail["loc"] == ["body", "texts", "1"]
+    assert detail["loc"] == ["body", "texts", 1]
     assert "zero tokens" in detail["msg"]
 
 
@@ -198,7 +198,10 @@ def test_scoring_needs_the_token_and_status_stays_open(rewarder: Rewarder):
         assert rewarder.post(path, body, headers={}).status_code == 401
         assert rewarder.post(path, body, headers={"Authorization": "Bearer wrong"}).status_code == 401
     for path in ("/health", "/info", "/metrics"):
-        assert rewarder.get(path).status_code == 200
+        assert rewarder.get(path, headers={}).status_code == 200
+    # Without the token /info names the model by id, never by path.
+    anonymous = rewarder.get("/info", headers={}).json()
+    assert anonymous["model"] == f"reward@{anonymous['version']}"
 
 
 def test_info_names_the_model_and_its_limits(rewarder: Rewarder, tiny_models: dict[str, Path]):

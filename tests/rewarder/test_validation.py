@@ -38,17 +38,17 @@ CASES = [
     ("/score", {"inputs": []}, ["body", "inputs"], ["at least 1 item"]),
     ("/score", {"texts": ["a"] * (MAX_ITEMS + 1)}, ["body", "texts"], ["5 items", f"max_items={MAX_ITEMS}"]),
     ("/score", {"inputs": [PAIR] * (MAX_ITEMS + 1)}, ["body", "inputs"], [f"max_items={MAX_ITEMS}"]),
-    ("/score", {"texts": ["ok", LONG]}, ["body", "texts", "1"], [f"max_text_chars={MAX_CHARS}"]),
+    ("/score", {"texts": ["ok", LONG]}, ["body", "texts", 1], [f"max_text_chars={MAX_CHARS}"]),
     (
         "/score",
         {"inputs": [PAIR, {"prompt": LONG, "response": "r"}]},
-        ["body", "inputs", "1", "prompt"],
+        ["body", "inputs", 1, "prompt"],
         [f"{MAX_CHARS + 1} characters", f"max_text_chars={MAX_CHARS}"],
     ),
     (
         "/score",
         {"inputs": [{"prompt": "p", "response": LONG}]},
-        ["body", "inputs", "0", "response"],
+        ["body", "inputs", 0, "response"],
         [f"max_text_chars={MAX_CHARS}"],
     ),
     ("/score", {"texts": ["ok", 3]}, ["body", "texts", 1], ["valid string"]),
@@ -67,8 +67,8 @@ CASES = [
     ("/get_reward", {"prompts": ["p"]}, ["body", "query"], ["Field required"]),
     ("/get_reward", {"query": ["a", "b"], "prompts": ["p"]}, ["body"], ["one entry per query"]),
     ("/get_reward", {"query": ["a"] * (MAX_ITEMS + 1)}, ["body", "query"], [f"max_items={MAX_ITEMS}"]),
-    ("/get_reward", {"query": [LONG]}, ["body", "query", "0"], [f"max_text_chars={MAX_CHARS}"]),
-    ("/get_reward", {"query": ["a"], "prompts": [LONG]}, ["body", "prompts", "0"], ["max_text_chars"]),
+    ("/get_reward", {"query": [LONG]}, ["body", "query", 0], [f"max_text_chars={MAX_CHARS}"]),
+    ("/get_reward", {"query": ["a"], "prompts": [LONG]}, ["body", "prompts", 0], ["max_text_chars"]),
 ]
 
 

@@ -13,7 +13,7 @@ from typing import TypeVar
 from fastapi import APIRouter, HTTPException, status
 
 from raftflow.clients.errors import ComponentUnavailable
-from raftflow.paths import PathNotAllowed, resolve_inside
+from raftflow.paths import PathNotAllowed, confine_adapter_base, resolve_inside
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import (
     LoadRequest,
@@ -24,6 +24,7 @@ from raftflow.schemas.generation import (
     SleepResponse,
 )
 from raftflow.server import limit_error
+from raftflow.server.auth import CallerHasToken, public_model_id
 from services.generator.deps import EngineDep, SettingsDep
 from services.generator.engine import LoadFailed, UnsupportedOperation
 from services.generator.settings import GeneratorSettings
@@ -35,23 +36,28 @@ protected = APIRouter(tags=["models"])
 
 
 @public.get("/v1/models", response_model=ModelList)
-async def list_models(engine: EngineDep) -> ModelList:
+async def list_models(engine: EngineDep, full: CallerHasToken) -> ModelList:
+    """Open; a caller without the token sees model ids (``name@version``), not checkpoint paths."""
     state = engine.state()
+    reference = engine.reference_state()
+
+    def shown(checkpoint: str, version: str) -> str:
+        return checkpoint if full else public_model_id(checkpoint, version)
+
     card = ModelCard(
-        id=state.name,
+        id=state.name if full else shown(state.checkpoint, state.version),
         created=int(state.loaded_at),
-        root=state.checkpoint,
+        root=shown(state.checkpoint, state.version),
         version=state.version,
         load_count=state.load_count,
         max_model_len=state.context_length,
     )
-    reference = engine.reference_state()
     return ModelList(
         data=[card],
-        checkpoint=state.checkpoint,
+        checkpoint=shown(state.checkpoint, state.version),
         version=state.version,
         load_count=state.load_count,
-        reference_checkpoint=reference.checkpoint if reference else None,
+        reference_checkpoint=shown(reference.checkpoint, reference.version) if reference else None,
         reference_version=reference.version if reference else None,
     )
 
@@ -123,13 +129,17 @@ async def wake_up(engine: EngineDep) -> SleepResponse:
 
 
 def _allowed(requested: str, field: str, settings: GeneratorSettings) -> str:
-    """The path to load: resolved inside GENERATOR_LOAD_ROOTS when set, as given otherwise."""
+    """The path to load: resolved inside GENERATOR_LOAD_ROOTS when set, as given otherwise. A LoRA
+    adapter's base model (its adapter_config.json) must be inside them too: loading the adapter loads
+    it, and a hub id is refused like the path itself would be."""
     if not settings.load_roots:
         return requested
     try:
-        return str(resolve_inside(requested, settings.load_roots))
+        resolved = str(resolve_inside(requested, settings.load_roots))
+        confine_adapter_base(resolved, settings.load_roots, hub_ids=False)
     except PathNotAllowed as exc:
         raise limit_error(field, f"{exc} (setting GENERATOR_LOAD_ROOTS)", requested) from exc
+    return resolved
 
 
 async def _load(load: Callable[[str], Awaitable[T]], path: str, field: str, requested: str | None) -> T:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from raftflow.server.auth import CallerHasToken, public_model_id
 from services.generator.deps import EngineDep, SettingsDep, TelemetryDep
 from services.generator.engine import Engine, GeneratedSample, GenerationJob
 from services.generator.jobs import UNAVAILABLE, check_limit, run_job
@@ -41,27 +42,27 @@ public = APIRouter(tags=["tgi"])
     "/generate", response_model=TGIResponse, response_model_exclude_none=True, responses=UNAVAILABLE
 )
 async def generate(
-    body: TGIRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
+    body: TGIRequest, request: Request, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> TGIResponse:
-    return await _generate(body, engine, settings, telemetry)
+    return await _generate(body, request, engine, settings, telemetry)
 
 
 @protected.post(
     "/", response_model=list[TGIResponse], response_model_exclude_none=True, responses=UNAVAILABLE
 )
 async def compat_generate(
-    body: TGIRequest, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
+    body: TGIRequest, request: Request, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> list[TGIResponse]:
     """TGI's compatibility route answers with a one-element list; its client reads ``payload[0]``."""
-    return [await _generate(body, engine, settings, telemetry)]
+    return [await _generate(body, request, engine, settings, telemetry)]
 
 
 @public.get("/info", response_model=TGIInfo)
-async def info(engine: EngineDep, settings: SettingsDep) -> TGIInfo:
+async def info(engine: EngineDep, settings: SettingsDep, full: CallerHasToken) -> TGIInfo:
     state = engine.state()
     context = state.context_length
     return TGIInfo(
-        model_id=state.checkpoint,
+        model_id=state.checkpoint if full else public_model_id(state.checkpoint, state.version),
         model_sha=state.version,
         model_dtype=state.dtype,
         model_device_type=state.device,
@@ -77,7 +78,11 @@ async def info(engine: EngineDep, settings: SettingsDep) -> TGIInfo:
 
 
 async def _generate(
-    body: TGIRequest, engine: Engine, settings: GeneratorSettings, telemetry: GeneratorTelemetry
+    body: TGIRequest,
+    request: Request,
+    engine: Engine,
+    settings: GeneratorSettings,
+    telemetry: GeneratorTelemetry,
 ) -> TGIResponse:
     params = body.parameters
     best_of = params.best_of or 1
@@ -99,7 +104,7 @@ async def _generate(
         truncate=params.truncate,
         logprobs=True,
     )
-    output = await run_job(engine, telemetry, job, "inputs", indexed=False)
+    output = await run_job(request, engine, telemetry, job, "inputs", indexed=False)
     samples = output.samples[0]
     best = max(range(len(samples)), key=lambda i: _mean_logprob(samples[i]))
     prefix = body.inputs if params.return_full_text else ""
