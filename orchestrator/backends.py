@@ -75,11 +75,12 @@ class GeneratorPolicyServer:
         ):
             await self.client.load_reference(checkpoint)
 
-    async def logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
     ) -> list[float]:
-        """Sum of log p(response | prompt) per pair under the ``current`` or ``reference`` model."""
-        return await self.client.sequence_logprobs(prompts, responses, model)
+        """Sum of log p(sample | prompt) per sample under the ``current`` or ``reference`` model, of its
+        sampled token ids when it carries them (EOS included), else of its text."""
+        return await self.client.sample_logprobs(prompts, samples, model)
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
         """The served model's perplexity of held-out responses (the run's eval_pairs)."""

@@ -40,7 +40,7 @@ import numpy as np
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.data import PromptResponse, load_pairs, load_prompts, write_text2text
 from raftflow.iteration_stats import kl_estimate, reward_table_metrics, text_metrics
-from raftflow.schemas.generation import SamplingParams
+from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
 from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
@@ -105,9 +105,12 @@ class ScoringPolicyServer(PolicyServer, Protocol):
 
     async def ensure_reference(self, checkpoint: str) -> None: ...
 
-    async def logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
-    ) -> list[float]: ...
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
+    ) -> list[float]:
+        """log p(sample | prompt) per sample: of its sampled token ids (EOS included) when it carries
+        them, else of its text."""
+        ...
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float: ...
 
@@ -263,9 +266,7 @@ async def run_iteration(
     if request.kl_coef > 0:
         with _timed(timings, "score_s"):
             sample_kl = np.array(
-                await _cached(
-                    out / "sample_kl.json", lambda: sample_kl_stage(ctx, backends, batch, texts, policy)
-                )
+                await _cached(out / "sample_kl.json", lambda: sample_kl_stage(ctx, backends, samples, policy))
             )
         ranking = rewards - request.kl_coef * sample_kl
 
@@ -443,25 +444,27 @@ async def _scored(
 
 
 async def sample_kl_stage(
-    ctx: RunContext, backends: Backends, batch: list[str], texts: list[list[str]], policy: str
+    ctx: RunContext, backends: Backends, samples: list[SampledPrompt], policy: str
 ) -> list[list[float]]:
     """log p(sample) - log p0(sample) per sample: the current policy (which sampled them) against the
-    run's initial policy, both scored by the generator (``/v1/logprobs``). While the current policy is
-    the initial one (the first iteration), that is 0 by definition: no forward pass is spent on it
-    (two passes over every sample, about a third of an HH iteration's time on a CPU)."""
+    run's initial policy, both scored by the generator (``/v1/logprobs``) on the token ids the policy
+    sampled, the EOS that ended a sample included (its stop decision is part of what it chose). While
+    the current policy is the initial one (the first iteration), that is 0 by definition: no forward
+    pass is spent on it (two passes over every sample, about a third of an HH iteration's time on a
+    CPU)."""
     server = backends.policy_server
-    if not (hasattr(server, "ensure_reference") and hasattr(server, "logprobs")):
+    if not (hasattr(server, "ensure_reference") and hasattr(server, "sample_logprobs")):
         raise RuntimeError("kl_coef needs a generator that scores log-probabilities (raftflow's generator)")
     if policy == ctx.request.policy:
-        return [[0.0] * len(row) for row in texts]
-    flat_prompts = [batch[i] for i, row in enumerate(texts) for _ in row]
-    flat_texts = [t for row in texts for t in row]
+        return [[0.0] * len(row.samples) for row in samples]
+    flat_prompts = [row.prompt for row in samples for _ in row.samples]
+    flat = [sample for row in samples for sample in row.samples]
     await server.ensure_reference(ctx.request.policy)
-    current = await on_policy(server, policy, partial(server.logprobs, flat_prompts, flat_texts, "current"))
-    reference = await server.logprobs(flat_prompts, flat_texts, "reference")
+    current = await on_policy(server, policy, partial(server.sample_logprobs, flat_prompts, flat, "current"))
+    reference = await server.sample_logprobs(flat_prompts, flat, "reference")
     kl = np.array(current) - np.array(reference)
-    k = len(texts[0]) if texts else 0
-    return [kl[i * k : (i + 1) * k].tolist() for i in range(len(texts))]
+    k = len(samples[0].samples) if samples else 0
+    return [kl[i * k : (i + 1) * k].tolist() for i in range(len(samples))]
 
 
 def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
@@ -597,8 +600,10 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
             for p, r, w, g in zip(eval_prompts, responses, rewards, gold, strict=True)
         ],
     )
-    if hasattr(server, "ensure_reference") and hasattr(server, "logprobs"):
-        metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, responses)
+    if hasattr(server, "ensure_reference") and hasattr(server, "sample_logprobs"):
+        metrics["kl_to_initial"] = await kl_to_initial(
+            server, ctx.request.policy, eval_prompts, [row[0] for row in got]
+        )
     return metrics
 
 
@@ -607,13 +612,14 @@ def _json_float(value: float | None) -> float | None:
 
 
 async def kl_to_initial(
-    server: ScoringPolicyServer, initial: str, prompts: list[str], responses: list[str]
+    server: ScoringPolicyServer, initial: str, prompts: list[str], samples: list[Sample]
 ) -> float:
-    """Monte-Carlo KL(current || initial) over responses sampled from the current policy: how far RAFT
-    has moved the policy, the drift that reward alone hides (reward up at a large KL is often hacking)."""
+    """Monte-Carlo KL(current || initial) over responses sampled from the current policy, scored on
+    their sampled token ids: how far RAFT has moved the policy, the drift that reward alone hides
+    (reward up at a large KL is often hacking)."""
     await server.ensure_reference(initial)
-    current = await server.logprobs(prompts, responses, "current")
-    reference = await server.logprobs(prompts, responses, "reference")
+    current = await server.sample_logprobs(prompts, samples, "current")
+    reference = await server.sample_logprobs(prompts, samples, "reference")
     return kl_estimate(current, reference)
 
 

@@ -62,6 +62,7 @@ class LocalSampler:
                     text=s.text,
                     finish_reason=_openai_reason(s.finish_reason),
                     completion_tokens=s.completion_tokens,
+                    token_ids=s.token_ids,
                 )
                 for s in row
             ]

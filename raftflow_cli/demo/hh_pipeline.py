@@ -216,10 +216,11 @@ class HHPipeline(DemoPipeline):
                 texts = [[s.text for s in row] for row in rows]
                 flat = [t for row in texts for t in row]
                 rewards = await score_grid(rewarder, prompts, texts)
-                # KL on the first sample of each prompt: an unbiased estimate at a quarter of the cost.
-                firsts = [row[0] for row in texts]
-                current = await gen.sequence_logprobs(prompts, firsts, "current")
-                reference = await gen.sequence_logprobs(prompts, firsts, "reference")
+                # KL on the first sample of each prompt (an unbiased estimate at a quarter of the cost),
+                # scored on its sampled ids, EOS included.
+                firsts = [row[0] for row in rows]
+                current = await gen.sample_logprobs(prompts, firsts, "current")
+                reference = await gen.sample_logprobs(prompts, firsts, "reference")
                 ppl = await gen.perplexity([p.prompt for p in heldout], [p.response for p in heldout])
                 write_json_atomic(
                     self.out / "eval" / f"iter-{index:02d}-samples.json",

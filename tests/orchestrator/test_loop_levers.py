@@ -31,7 +31,11 @@ class Fakes:
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         return [
-            [Sample(text=t, finish_reason="stop", completion_tokens=3) for t in SAMPLES[:n]] for _ in prompts
+            [
+                Sample(text=t, finish_reason="stop", completion_tokens=3, token_ids=[7, 8, 0])
+                for t in SAMPLES[:n]
+            ]
+            for _ in prompts
         ]
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
@@ -47,9 +51,12 @@ class Fakes:
     async def ensure_reference(self, checkpoint: str) -> None:
         assert checkpoint == "policy"  # KL is to the run's initial policy
 
-    async def logprobs(self, prompts: list[str], responses: list[str], model: str = "current") -> list[float]:
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: str = "current"
+    ) -> list[float]:
         self.logprob_calls += 1
-        return [-5.0 + (LOG_RATIO[r] if model == "current" else 0.0) for r in responses]
+        assert all(s.token_ids == [7, 8, 0] for s in samples)  # the sampled ids reach the scoring call
+        return [-5.0 + (LOG_RATIO[s.text] if model == "current" else 0.0) for s in samples]
 
 
 class Reporter:
@@ -150,6 +157,7 @@ def test_stage_files_carry_their_prompts_and_old_tables_still_resume(tmp_path: P
     assert [row["prompt"] for row in samples] == [f"question {i}" for i in range(4)]
     scores = json.loads((selected.parent / "scores.json").read_text())
     assert scores[0]["rewards"] == [1.0, 0.6] and scores[0]["samples"][0]["text"] == "a loved answer"
+    assert samples[0]["samples"][0]["token_ids"] == [7, 8, 0]  # what the KL is of, kept for a resume
 
     old = tmp_path / "old" / "run" / "iter-000"
     old.mkdir(parents=True)

@@ -20,6 +20,7 @@ from services.generator.engine import (
     ContextLengthExceeded,
     NoReferenceModel,
     PromptFormatRejected,
+    ScoringJob,
     UnsupportedOperation,
 )
 
@@ -37,7 +38,8 @@ async def sequence_logprobs(
     body: LogprobsRequest, engine: EngineDep, settings: SettingsDep
 ) -> LogprobsResponse:
     """Sum of log p(response tokens | prompt) per pair, at temperature 1 (the model's own distribution,
-    whatever sampling parameters produced the responses)."""
+    whatever sampling parameters produced the responses): of the sampled token ids when given (EOS
+    included), else of the response texts tokenized after their prompts."""
     if len(body.prompts) > settings.max_prompts:
         raise limit_error(
             "prompts",
@@ -47,7 +49,16 @@ async def sequence_logprobs(
             le=settings.max_prompts,
         )
     try:
-        output = await engine.logprobs(body.prompts, body.responses, body.model, body.prompt_format)
+        output = await engine.logprobs(
+            ScoringJob(
+                prompts=body.prompts,
+                responses=body.responses,
+                response_ids=body.response_token_ids,
+                model=body.model,
+                prompt_format=body.prompt_format,
+                include_eos=body.include_eos,
+            )
+        )
     except ContextLengthExceeded as exc:
         raise limit_error(
             f"responses.{exc.prompt_index}",
