@@ -22,7 +22,7 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.tgi_sampler import TGISamplerClient
 from raftflow.clients.trainer import TrainerClient
-from raftflow.conversation import render_prompt
+from raftflow.conversation import default_stop, render_prompt
 from raftflow.modeling import checkpoint_version
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
@@ -126,12 +126,15 @@ class FixedPolicyServer:
 
 class HHRenderingSampler:
     """Renders prompts in the HH form before a sampler that sends text as is (TGI): the HH form needs
-    no tokenizer, so it is the one structured format such a server can be given."""
+    no tokenizer, so it is the one structured format such a server can be given. Without stop strings
+    of the run's own, samples stop at the next turn as raftflow's generator stops them in hh."""
 
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        if params.stop is None:
+            params = params.model_copy(update={"stop": default_stop("hh")})
         return await self.sampler.sample([render_prompt(p, "hh") for p in prompts], n, params)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, map_chunks
 from raftflow.clients.http import ServiceHTTP
-from raftflow.conversation import PromptFormat, render_prompt
+from raftflow.conversation import PromptFormat, default_stop, render_prompt
 from raftflow.schemas.generation import (
     LogprobsRequest,
     LogprobsResponse,
@@ -190,6 +190,7 @@ class CompletionsClient:
             body["return_token_ids"] = True  # the sampled ids, for log-probabilities of what was sampled
         else:
             body["prompt"] = [self._render_here(prompt) for prompt in prompts]
+            body.update(self._stops_here(params).model_dump(include={"stop"}, exclude_none=True))
             body["logprobs"] = 0  # so each choice lists its tokens: the only per-sample count vLLM gives
         payload = await self._request("POST", "/v1/completions", json=body)
         choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
@@ -208,6 +209,13 @@ class CompletionsClient:
             for choice in choices
         ]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _stops_here(self, params: SamplingParams) -> SamplingParams:
+        """What a raftflow generator does for the format, done here for another server: hh without
+        stop strings of the caller's own stops at the next turn."""
+        if params.stop is None and self.prompt_format == "hh":
+            return params.model_copy(update={"stop": default_stop("hh")})
+        return params
 
     def _render_here(self, prompt: str) -> str:
         if self.prompt_format in ("raw", "hh"):

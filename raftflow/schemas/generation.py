@@ -93,7 +93,13 @@ class SamplingParams(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=-1, ge=-1, strict=True, description="-1 or 0 disables top-k.")
     seed: Seed | None = Field(default=None, description="Same seed, same request: same samples.")
-    stop: list[StopString] | None = Field(default=None, max_length=MAX_STOP_SEQUENCES)
+    stop: list[StopString] | None = Field(
+        default=None,
+        max_length=MAX_STOP_SEQUENCES,
+        description="Stop strings (not returned in the text). Absent: the prompt format's own, for "
+        "raftflow's prompt_format 'hh' the next turn ('\\n\\nHuman:', '\\n\\nAssistant:'), else none; "
+        "[] stops at none.",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod

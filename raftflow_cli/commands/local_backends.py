@@ -53,6 +53,7 @@ class LocalSampler:
                 top_p=params.top_p,
                 top_k=max(params.top_k, 0),
                 seed=params.seed,
+                stop=params.stop,
                 prompt_format=self.prompt_format,
             )
         )

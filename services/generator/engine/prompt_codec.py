@@ -18,6 +18,7 @@ from raftflow.conversation import (
     PromptFormat,
     RenderedPair,
     ResolvedFormat,
+    default_stop,
     encode_prompt,
     render_pair,
     render_prompt,
@@ -93,6 +94,13 @@ class PromptCodec:
         response_ids = self.tokenizer(segments, add_special_tokens=False)["input_ids"] if segments else []
         prompt_ids = self.encode([pair.prompt_text for pair in pairs], resolved)
         return list(zip(prompt_ids, response_ids, strict=True))
+
+    def stop_strings(self, stop: list[str] | None, fmt: PromptFormat) -> list[str]:
+        """A request's stop strings: as given, or (None) the format's default (``hh``: the next turn)."""
+        if stop is not None:
+            return list(stop)
+        with rejecting_render_errors():
+            return default_stop(self.resolve(fmt))
 
     def encode_scoring(self, job: ScoringJob) -> list[tuple[list[int], list[int]]]:
         """``(prompt ids, response ids)`` per pair of a ``/v1/logprobs`` job: the prompt as sampling

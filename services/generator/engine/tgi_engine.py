@@ -14,7 +14,7 @@ import httpx
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.tgi_sampler import TGISamplerClient
-from raftflow.conversation import render_prompt
+from raftflow.conversation import default_stop, render_prompt
 from raftflow.schemas.generation import SamplingParams
 from raftflow.seeds import fresh_seed
 from services.generator.engine.types import (
@@ -138,7 +138,7 @@ class TGIEngine:
             top_p=job.top_p,
             top_k=job.top_k,
             seed=seed,
-            stop=job.stop or None,
+            stop=(job.stop if job.stop is not None else default_stop(job.prompt_format)) or None,
         )
         try:
             groups = await self._client.sample(texts, job.n, params)

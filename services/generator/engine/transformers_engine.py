@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from raftflow.modeling import resolve_device
@@ -150,7 +151,8 @@ class TransformersEngine:
     async def generate(self, job: GenerationJob) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
-        texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
+        texts, prompt_ids, stops = await self._on_worker(_encode_job, loaded, job)
+        job = replace(job, stop=stops)
         check_context(prompt_ids, job.max_new_tokens, loaded.context_length)
 
         seed = job.seed if job.seed is not None else fresh_seed()
@@ -234,8 +236,10 @@ class TransformersEngine:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
 
-def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]]]:
-    return loaded.codec.encode_prompts(job.prompts, job.prompt_format, job.truncate)
+def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]], list[str]]:
+    """The rendered prompts, their ids, and the stop strings (the format's default when none given)."""
+    texts, ids = loaded.codec.encode_prompts(job.prompts, job.prompt_format, job.truncate)
+    return texts, ids, loaded.codec.stop_strings(job.stop, job.prompt_format)
 
 
 def _encode_scoring(loaded: LoadedModel, job: ScoringJob) -> list[tuple[list[int], list[int]]]:

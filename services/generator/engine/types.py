@@ -31,7 +31,9 @@ class GenerationJob:
     typical_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int | None = None
-    stop: list[str] = field(default_factory=list)
+    stop: list[str] | None = None
+    """Stop strings; None: the prompt format's own (``hh``: the next turn's tag, see
+    ``raftflow.conversation.default_stop``), [] none at all."""
     truncate: int | None = None
     """Keep only the last ``truncate`` prompt tokens (TGI's option)."""
     logprobs: bool = False

@@ -225,6 +225,7 @@ class VLLMEngine:
             texts, prompt_ids = await asyncio.to_thread(
                 served.codec.encode_prompts, job.prompts, job.prompt_format, job.truncate
             )
+            stops = served.codec.stop_strings(job.stop, job.prompt_format)
             check_context(prompt_ids, job.max_new_tokens, self._context_length)
             seed = job.seed if job.seed is not None else fresh_seed()
             rows = job.n if job.do_sample else 1  # greedy rows are identical: decode one, copy it
@@ -237,7 +238,7 @@ class VLLMEngine:
                 "top_p": job.top_p if job.do_sample else 1.0,
                 "top_k": (job.top_k or -1) if job.do_sample else -1,
                 "repetition_penalty": job.repetition_penalty,
-                "stop": job.stop,
+                "stop": stops,
                 "return_token_ids": True,
                 "skip_special_tokens": True,
             }

@@ -113,7 +113,7 @@ def _job(
         top_p=params.top_p,
         top_k=max(params.top_k, 0),
         seed=params.seed,
-        stop=params.stop or [],
+        stop=params.stop,
         prompt_format=fmt,
     )
 
