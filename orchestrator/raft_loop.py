@@ -573,7 +573,13 @@ async def external_train_stage(ctx: RunContext, index: int, data_path: Path) -> 
 async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
     """One sample per held-out prompt from the new policy, scored by the training reward (and gold),
     and, when the policy server can score responses, the KL of the new policy to the initial one and
-    its perplexity of the held-out pairs."""
+    its perplexity of the held-out pairs.
+
+    Every iteration evaluates with the same seeds and the full ``max_new_tokens`` (no per-request
+    length draw), so two iterations' numbers differ by the weights alone. The reward is of samples at
+    the run's decoding (what RAFT ranks); the KL is of samples at temperature 1 without top-p/top-k,
+    the policy's own distribution: the mean of log p - log p0 over tempered samples is not
+    KL(p || p0)."""
     metrics: dict[str, float] = {}
     server = backends.policy_server
     if ctx.request.eval_pairs and hasattr(server, "perplexity"):
@@ -583,7 +589,7 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
     if not eval_prompts:
         return metrics
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
-    params = ctx.request.sampling_params(eval_seed(ctx.request.seed, index))
+    params = eval_sampling(ctx.request)
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
     rewards = list(await backends.scorer.score(eval_prompts, responses))
@@ -601,10 +607,29 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
         ],
     )
     if hasattr(server, "ensure_reference") and hasattr(server, "sample_logprobs"):
-        metrics["kl_to_initial"] = await kl_to_initial(
-            server, ctx.request.policy, eval_prompts, [row[0] for row in got]
-        )
+        kl_params = kl_sampling(params, ctx.request.seed)
+        if kl_params is None:  # the run already samples at temperature 1, untruncated
+            kl_samples = [row[0] for row in got]
+        else:
+            kl_samples = [row[0] for row in await backends.sampler.sample(eval_prompts, 1, kl_params)]
+        metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, kl_samples)
     return metrics
+
+
+def eval_sampling(request: RunRequest) -> SamplingParams:
+    """The held-out samples' decoding: the run's, with one seed for the whole run and the full length
+    budget (``min_new_tokens`` would draw another budget per request and iteration)."""
+    return request.sampling_params(eval_seed(request.seed)).model_copy(update={"min_tokens": None})
+
+
+def kl_sampling(params: SamplingParams, seed: int) -> SamplingParams | None:
+    """``params`` at temperature 1 without top-p / top-k (the policy's own distribution, which a
+    Monte-Carlo KL needs), seeded for the run; None when ``params`` already sample it."""
+    if params.temperature == 1.0 and params.top_p == 1.0 and params.top_k <= 0:
+        return None
+    return params.model_copy(
+        update={"temperature": 1.0, "top_p": 1.0, "top_k": 0, "seed": eval_seed(seed, "kl")}
+    )
 
 
 def _json_float(value: float | None) -> float | None:
@@ -614,9 +639,9 @@ def _json_float(value: float | None) -> float | None:
 async def kl_to_initial(
     server: ScoringPolicyServer, initial: str, prompts: list[str], samples: list[Sample]
 ) -> float:
-    """Monte-Carlo KL(current || initial) over responses sampled from the current policy, scored on
-    their sampled token ids: how far RAFT has moved the policy, the drift that reward alone hides
-    (reward up at a large KL is often hacking)."""
+    """Monte-Carlo KL(current || initial) over responses sampled from the current policy at
+    temperature 1, scored on their sampled token ids: how far RAFT has moved the policy, the drift
+    that reward alone hides (reward up at a large KL is often hacking)."""
     await server.ensure_reference(initial)
     current = await server.sample_logprobs(prompts, samples, "current")
     reference = await server.sample_logprobs(prompts, samples, "reference")
