@@ -273,7 +273,7 @@ async def run_iteration(
     # 4. Select the best and write them as the training set (plus a share of SFT pairs, when asked).
     ctx.check_cancelled()
     ctx.reporter.stage(index, StageProgress(stage="select", done=0, total=1))
-    selection = select(request, ranking, texts)
+    selection = select(request, ranking, texts, rewards)
     data_path = out / "selected.json"
     if not selection.kept:
         raise RuntimeError(
@@ -478,14 +478,19 @@ def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
     return random.Random(sft_mix_seed(request.seed, index)).sample(pairs, count)
 
 
-def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
+def select(
+    request: RunRequest, ranking: np.ndarray, texts: list[list[str]], rewards: np.ndarray
+) -> Selection:
+    """Rank by ``ranking`` (the KL-penalised reward with ``kl_coef``); ``min_reward`` and
+    ``min_reward_margin`` compare the raw ``rewards``, in the reward model's units, as documented."""
     return select_samples(
-        rewards,
+        ranking,
         texts,
         request.selection,
         request.global_fraction,
         min_reward=request.min_reward,
         min_margin=request.min_reward_margin,
+        filter_rewards=rewards,
     )
 
 

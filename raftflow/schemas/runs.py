@@ -149,17 +149,20 @@ class RunRequest(SamplingOptions):
         default=None,
         gt=0.0,
         le=1.0,
-        description="Share of all samples kept under 'global' selection. Default 1/K (as many as local).",
+        description="Share of the valid samples kept under 'global' selection (degenerate samples and "
+        "prompts filtered by min_reward / min_reward_margin are not counted). Default 1/K.",
     )
     min_reward: float | None = Field(
         default=None,
-        description="Drop a prompt whose best (valid) sample scores below this: nothing worth learning.",
+        description="Drop a prompt whose best (valid) sample's raw reward is below this: nothing worth "
+        "learning. The raw reward, not the kl_coef-penalised score (which only ranks).",
     )
     min_reward_margin: float | None = Field(
         default=None,
         ge=0.0,
-        description="Drop a prompt whose best sample beats the median of its K by less than this: the "
-        "ranking there is the reward model's noise. With K = 1 any positive margin drops every prompt.",
+        description="Drop a prompt whose best sample beats the median of its K by less than this (raw "
+        "rewards): the ranking there is the reward model's noise. With K = 1 any positive margin drops "
+        "every prompt.",
     )
     trainer: Literal["queue", "external"] = Field(
         default="queue",

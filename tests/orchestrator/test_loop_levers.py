@@ -220,3 +220,15 @@ def test_kl_to_initial_is_estimated_at_temperature_1_with_one_seed_per_run(tmp_p
     assert all((p.top_p, p.top_k, p.max_tokens, p.min_tokens) == (0.9, 20, 32, None) for p in reward_calls)
     assert all((p.top_p, p.top_k, p.max_tokens, p.min_tokens) == (1.0, 0, 32, None) for p in kl_calls)
     assert reward_calls[0].seed == reward_calls[1].seed != kl_calls[0].seed == kl_calls[1].seed
+
+
+def test_reward_filters_compare_the_raw_reward_not_the_kl_penalised_one(tmp_path: Path) -> None:
+    """min_reward / min_reward_margin are in the reward model's units, as documented; the penalty only
+    ranks. Rewards (1.0, 0.6), penalised scores (0.0, 0.55) at kl_coef 0.5."""
+    # The best raw reward 1.0 passes 0.9 (the best penalised score, 0.55, would not); the plain answer wins.
+    _, reporter, selected = run_once(tmp_path / "a", kl_coef=0.5, min_reward=0.9)
+    assert {pair.response for pair in load_pairs(selected)} == {"a plain answer"}
+    assert reporter.metrics["filtered_prompts"] == 0
+    # Raw margin 1.0 - 0.8 = 0.2 < 0.25 filters every prompt (the penalised 0.55 - 0.275 would pass).
+    with pytest.raises(RuntimeError, match="4 prompts filtered"):
+        run_once(tmp_path / "b", kl_coef=0.5, min_reward_margin=0.25)
