@@ -23,7 +23,7 @@ from raftflow.clients.generator import CompletionsClient
 from raftflow.clients.rewarder import RewarderClient
 from raftflow.clients.tgi_sampler import TGISamplerClient
 from raftflow.clients.trainer import TrainerClient
-from raftflow.conversation import render_prompt
+from raftflow.conversation import default_stop, render_prompt
 from raftflow.modeling import checkpoint_version
 from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
@@ -76,11 +76,12 @@ class GeneratorPolicyServer:
         ):
             await self.client.load_reference(checkpoint)
 
-    async def logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
     ) -> list[float]:
-        """Sum of log p(response | prompt) per pair under the ``current`` or ``reference`` model."""
-        return await self.client.sequence_logprobs(prompts, responses, model)
+        """Sum of log p(sample | prompt) per sample under the ``current`` or ``reference`` model, of its
+        sampled token ids when it carries them (EOS included), else of its text."""
+        return await self.client.sample_logprobs(prompts, samples, model)
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
         """The served model's perplexity of held-out responses (the run's eval_pairs)."""
@@ -126,12 +127,15 @@ class FixedPolicyServer:
 
 class HHRenderingSampler:
     """Renders prompts in the HH form before a sampler that sends text as is (TGI): the HH form needs
-    no tokenizer, so it is the one structured format such a server can be given."""
+    no tokenizer, so it is the one structured format such a server can be given. Without stop strings
+    of the run's own, samples stop at the next turn as raftflow's generator stops them in hh."""
 
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        if params.stop is None:
+            params = params.model_copy(update={"stop": default_stop("hh")})
         return await self.sampler.sample([render_prompt(p, "hh") for p in prompts], n, params)
 
 

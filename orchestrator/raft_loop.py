@@ -47,7 +47,7 @@ import numpy as np
 from raftflow.atomic import read_json, write_json_atomic
 from raftflow.data import PromptResponse, load_pairs, load_prompts, write_text2text
 from raftflow.iteration_stats import kl_estimate, reward_table_metrics, text_metrics
-from raftflow.schemas.generation import SamplingParams
+from raftflow.schemas.generation import Sample, SamplingParams
 from raftflow.schemas.jobs import JobProgress, JobResult, SFTJob
 from raftflow.schemas.runs import RunRequest, StageProgress
 from raftflow.schemas.stages import SampledPrompt, ScoredPrompt
@@ -114,9 +114,12 @@ class ScoringPolicyServer(PolicyServer, Protocol):
 
     async def ensure_reference(self, checkpoint: str) -> None: ...
 
-    async def logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
-    ) -> list[float]: ...
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
+    ) -> list[float]:
+        """log p(sample | prompt) per sample: of its sampled token ids (EOS included) when it carries
+        them, else of its text."""
+        ...
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float: ...
 
@@ -301,7 +304,7 @@ async def run_iteration(
             sample_kl = np.array(
                 await _cached(
                     out / "sample_kl.json",
-                    lambda: ctx.interruptible(sample_kl_stage(ctx, backends, batch, texts, policy)),
+                    lambda: ctx.interruptible(sample_kl_stage(ctx, backends, samples, policy)),
                 )
             )
         ranking = rewards - request.kl_coef * sample_kl
@@ -309,7 +312,7 @@ async def run_iteration(
     # 4. Select the best and write them as the training set (plus a share of SFT pairs, when asked).
     ctx.check_cancelled()
     ctx.reporter.stage(index, StageProgress(stage="select", done=0, total=1))
-    selection = select(request, ranking, texts)
+    selection = select(request, ranking, texts, rewards)
     data_path = out / "selected.json"
     if not selection.kept:
         raise RuntimeError(
@@ -482,25 +485,27 @@ async def _scored(
 
 
 async def sample_kl_stage(
-    ctx: RunContext, backends: Backends, batch: list[str], texts: list[list[str]], policy: str
+    ctx: RunContext, backends: Backends, samples: list[SampledPrompt], policy: str
 ) -> list[list[float]]:
     """log p(sample) - log p0(sample) per sample: the current policy (which sampled them) against the
-    run's initial policy, both scored by the generator (``/v1/logprobs``). While the current policy is
-    the initial one (the first iteration), that is 0 by definition: no forward pass is spent on it
-    (two passes over every sample, about a third of an HH iteration's time on a CPU)."""
+    run's initial policy, both scored by the generator (``/v1/logprobs``) on the token ids the policy
+    sampled, the EOS that ended a sample included (its stop decision is part of what it chose). While
+    the current policy is the initial one (the first iteration), that is 0 by definition: no forward
+    pass is spent on it (two passes over every sample, about a third of an HH iteration's time on a
+    CPU)."""
     server = backends.policy_server
-    if not (hasattr(server, "ensure_reference") and hasattr(server, "logprobs")):
+    if not (hasattr(server, "ensure_reference") and hasattr(server, "sample_logprobs")):
         raise RuntimeError("kl_coef needs a generator that scores log-probabilities (raftflow's generator)")
     if policy == ctx.request.policy:
-        return [[0.0] * len(row) for row in texts]
-    flat_prompts = [batch[i] for i, row in enumerate(texts) for _ in row]
-    flat_texts = [t for row in texts for t in row]
+        return [[0.0] * len(row.samples) for row in samples]
+    flat_prompts = [row.prompt for row in samples for _ in row.samples]
+    flat = [sample for row in samples for sample in row.samples]
     await server.ensure_reference(ctx.request.policy)
-    current = await on_policy(server, policy, partial(server.logprobs, flat_prompts, flat_texts, "current"))
-    reference = await server.logprobs(flat_prompts, flat_texts, "reference")
+    current = await on_policy(server, policy, partial(server.sample_logprobs, flat_prompts, flat, "current"))
+    reference = await server.sample_logprobs(flat_prompts, flat, "reference")
     kl = np.array(current) - np.array(reference)
-    k = len(texts[0]) if texts else 0
-    return [kl[i * k : (i + 1) * k].tolist() for i in range(len(texts))]
+    k = len(samples[0].samples) if samples else 0
+    return [kl[i * k : (i + 1) * k].tolist() for i in range(len(samples))]
 
 
 def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
@@ -514,14 +519,19 @@ def sft_mix(request: RunRequest, index: int, kept: int) -> list[PromptResponse]:
     return random.Random(sft_mix_seed(request.seed, index)).sample(pairs, count)
 
 
-def select(request: RunRequest, rewards: np.ndarray, texts: list[list[str]]) -> Selection:
+def select(
+    request: RunRequest, ranking: np.ndarray, texts: list[list[str]], rewards: np.ndarray
+) -> Selection:
+    """Rank by ``ranking`` (the KL-penalised reward with ``kl_coef``); ``min_reward`` and
+    ``min_reward_margin`` compare the raw ``rewards``, in the reward model's units, as documented."""
     return select_samples(
-        rewards,
+        ranking,
         texts,
         request.selection,
         request.global_fraction,
         min_reward=request.min_reward,
         min_margin=request.min_reward_margin,
+        filter_rewards=rewards,
     )
 
 
@@ -609,7 +619,13 @@ async def external_train_stage(ctx: RunContext, index: int, data_path: Path) -> 
 async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_prompts: list[str]) -> dict:
     """One sample per held-out prompt from the new policy, scored by the training reward (and gold),
     and, when the policy server can score responses, the KL of the new policy to the initial one and
-    its perplexity of the held-out pairs."""
+    its perplexity of the held-out pairs.
+
+    Every iteration evaluates with the same seeds and the full ``max_new_tokens`` (no per-request
+    length draw), so two iterations' numbers differ by the weights alone. The reward is of samples at
+    the run's decoding (what RAFT ranks); the KL is of samples at temperature 1 without top-p/top-k,
+    the policy's own distribution: the mean of log p - log p0 over tempered samples is not
+    KL(p || p0)."""
     metrics: dict[str, float] = {}
     server = backends.policy_server
     if ctx.request.eval_pairs and hasattr(server, "perplexity"):
@@ -619,7 +635,7 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
     if not eval_prompts:
         return metrics
     ctx.reporter.stage(index, StageProgress(stage="eval", done=0, total=len(eval_prompts), unit="samples"))
-    params = ctx.request.sampling_params(eval_seed(ctx.request.seed, index))
+    params = eval_sampling(ctx.request)
     got = await backends.sampler.sample(eval_prompts, 1, params)
     responses = [row[0].text for row in got]
     rewards = list(await backends.scorer.score(eval_prompts, responses))
@@ -636,9 +652,30 @@ async def eval_stage(ctx: RunContext, backends: Backends, index: int, eval_promp
             for p, r, w, g in zip(eval_prompts, responses, rewards, gold, strict=True)
         ],
     )
-    if hasattr(server, "ensure_reference") and hasattr(server, "logprobs"):
-        metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, responses)
+    if hasattr(server, "ensure_reference") and hasattr(server, "sample_logprobs"):
+        kl_params = kl_sampling(params, ctx.request.seed)
+        if kl_params is None:  # the run already samples at temperature 1, untruncated
+            kl_samples = [row[0] for row in got]
+        else:
+            kl_samples = [row[0] for row in await backends.sampler.sample(eval_prompts, 1, kl_params)]
+        metrics["kl_to_initial"] = await kl_to_initial(server, ctx.request.policy, eval_prompts, kl_samples)
     return metrics
+
+
+def eval_sampling(request: RunRequest) -> SamplingParams:
+    """The held-out samples' decoding: the run's, with one seed for the whole run and the full length
+    budget (``min_new_tokens`` would draw another budget per request and iteration)."""
+    return request.sampling_params(eval_seed(request.seed)).model_copy(update={"min_tokens": None})
+
+
+def kl_sampling(params: SamplingParams, seed: int) -> SamplingParams | None:
+    """``params`` at temperature 1 without top-p / top-k (the policy's own distribution, which a
+    Monte-Carlo KL needs), seeded for the run; None when ``params`` already sample it."""
+    if params.temperature == 1.0 and params.top_p == 1.0 and params.top_k <= 0:
+        return None
+    return params.model_copy(
+        update={"temperature": 1.0, "top_p": 1.0, "top_k": 0, "seed": eval_seed(seed, "kl")}
+    )
 
 
 def _json_float(value: float | None) -> float | None:
@@ -646,13 +683,14 @@ def _json_float(value: float | None) -> float | None:
 
 
 async def kl_to_initial(
-    server: ScoringPolicyServer, initial: str, prompts: list[str], responses: list[str]
+    server: ScoringPolicyServer, initial: str, prompts: list[str], samples: list[Sample]
 ) -> float:
-    """Monte-Carlo KL(current || initial) over responses sampled from the current policy: how far RAFT
-    has moved the policy, the drift that reward alone hides (reward up at a large KL is often hacking)."""
+    """Monte-Carlo KL(current || initial) over responses sampled from the current policy at
+    temperature 1, scored on their sampled token ids: how far RAFT has moved the policy, the drift
+    that reward alone hides (reward up at a large KL is often hacking)."""
     await server.ensure_reference(initial)
-    current = await server.logprobs(prompts, responses, "current")
-    reference = await server.logprobs(prompts, responses, "reference")
+    current = await server.sample_logprobs(prompts, samples, "current")
+    reference = await server.sample_logprobs(prompts, samples, "reference")
     return kl_estimate(current, reference)
 
 

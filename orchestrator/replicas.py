@@ -112,10 +112,10 @@ class GeneratorPool(ReplicaPool[GeneratorPolicyServer]):
     async def ensure_reference(self, checkpoint: str) -> None:
         await self.each(lambda r: r.ensure_reference(checkpoint))
 
-    async def logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
     ) -> list[float]:
-        return await self.call(lambda r: r.logprobs(prompts, responses, model))
+        return await self.call(lambda r: r.sample_logprobs(prompts, samples, model))
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
         return await self.call(lambda r: r.perplexity(prompts, responses))

@@ -77,7 +77,7 @@ def iteration_samples(
     gold = _optional_table(iteration_dir / "gold_scores.json", samples)
     kl = _optional_array(iteration_dir / "sample_kl.json") if request.kl_coef > 0 else None
     ranking = rewards - request.kl_coef * kl if kl is not None else rewards
-    kept = set(select(request, ranking, texts).kept)
+    kept = set(select(request, ranking, texts, rewards).kept)
 
     needle = query.casefold()
     matching = [i for i, row in enumerate(samples) if needle in row.prompt.casefold()]

@@ -47,6 +47,8 @@ CONFIG_KEY = "raftflow_prompt_format"
 
 HH_TAGS: dict[Role, str] = {"system": "System", "user": "Human", "assistant": "Assistant"}
 GENERATION_PROMPT = "\n\nAssistant:"
+HH_STOP = ("\n\nHuman:", "\n\nAssistant:")
+"""Where an hh response ends when the request names no stop strings: at the next turn's tag."""
 # A turn tag at the start of the text or after a blank line; one space after the colon is the
 # separator, not content.
 _TURN = re.compile(r"(?:^|\n\n)(Human|Assistant|System): ?")
@@ -193,6 +195,16 @@ def render_pair(
     first = parse_prompt(prompt)[0] if fmt == "hh" else None
     head = len(f"\n\n{HH_TAGS[first['role']]}: ") if first is not None else 0
     return RenderedPair(text, len(prompt_text), (head, len(prompt_text)), (begin, len(text)))
+
+
+def default_stop(fmt: ResolvedFormat) -> list[str]:
+    """The stop strings a format implies when a request names none.
+
+    ``hh`` has no end-of-turn token: a policy that has not learned to end on EOS writes on into an
+    invented ``Human:`` turn and its own next answer, which would then be scored and trained on.
+    LMFlow's RAFT cuts there too. A chat template ends its turn with its own token (EOS), and ``raw``
+    has no turns, so neither implies a stop."""
+    return list(HH_STOP) if fmt == "hh" else []
 
 
 def adds_special_tokens(fmt: ResolvedFormat) -> bool:

@@ -33,9 +33,11 @@ def chunk_seed(seed: int, iteration: int, chunk_start: int) -> int:
     return derive_seed(seed, iteration, chunk_start)
 
 
-def eval_seed(seed: int, iteration: int) -> int:
-    """The held-out evaluation's sampling seed after ``iteration``."""
-    return derive_seed(seed, iteration, "eval")
+def eval_seed(seed: int, stream: str = "reward") -> int:
+    """The held-out evaluation's sampling seed: one per run and stream (``reward``: the samples at the
+    run's decoding; ``kl``: those at temperature 1 for the KL estimate), the same after every
+    iteration, so the evaluations of two iterations differ by the weights alone."""
+    return derive_seed(seed, "eval", stream)
 
 
 def sft_mix_seed(seed: int, iteration: int) -> int:

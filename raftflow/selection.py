@@ -106,13 +106,19 @@ def select(
     fraction: float | None = None,
     min_reward: float | None = None,
     min_margin: float | None = None,
+    filter_rewards: np.ndarray | None = None,
 ) -> Selection:
     """The loop's selection step: drop degenerate samples, then prompts failing the threshold/margin
-    filter, then keep the best (local top-1, or the global top ``fraction``, default 1/K: as many as
-    local). The orchestrator and ``raftflow select`` both call this."""
+    filter, then keep the best (local top-1, or the global top ``fraction`` of the valid samples,
+    default 1/K: as many as local). The orchestrator and ``raftflow select`` both call this.
+
+    ``rewards`` rank (the KL-penalised score with ``kl_coef``); ``filter_rewards`` (default: the same)
+    are what ``min_reward`` and ``min_margin`` compare, in the reward model's units: the orchestrator
+    passes the raw rewards, so a threshold means the same whatever the penalty and the policy's drift."""
     valid = valid_mask(texts)
     rewards, valid = _check(rewards, valid)
-    eligible = prompt_filter(rewards, valid, min_reward, min_margin)
+    raw = rewards if filter_rewards is None else _check(filter_rewards, valid)[0]
+    eligible = prompt_filter(raw, valid, min_reward, min_margin)
     filtered = int((valid.any(axis=1) & ~eligible).sum())
     ranked = valid & eligible[:, None]
     if selection == "local":

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, map_chunks
 from raftflow.clients.http import ServiceHTTP
-from raftflow.conversation import PromptFormat, render_prompt
+from raftflow.conversation import PromptFormat, default_stop, render_prompt
 from raftflow.schemas.generation import (
     LogprobsRequest,
     LogprobsResponse,
@@ -106,38 +106,61 @@ class CompletionsClient:
         self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
     ) -> list[float]:
         """Sum of log p(response | prompt) per pair under the served (``current``) or reference model
-        (raftflow generator only: ``POST /v1/logprobs``). Split into requests of
-        ``prompts_per_request`` pairs like :meth:`sample`, so any number of pairs fits the server's
-        GENERATOR_MAX_PROMPTS."""
+        (raftflow generator only: ``POST /v1/logprobs``), each response text tokenized after its prompt.
+        Split into requests of ``prompts_per_request`` pairs like :meth:`sample`, so any number of
+        pairs fits the server's GENERATOR_MAX_PROMPTS."""
         return (await self.scored_logprobs(prompts, responses, model))[0]
 
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: Literal["current", "reference"] = "current"
+    ) -> list[float]:
+        """Sum of log p(sample | prompt) per sample: of the token ids the policy sampled when every
+        sample carries them (EOS included, nothing re-tokenized: what a KL estimate needs), else of the
+        texts (samples from a server that gives no ids, or read from an older samples.json)."""
+        ids = [sample.token_ids for sample in samples if sample.token_ids is not None]
+        if len(ids) == len(samples):
+            return (await self.scored_logprobs(prompts, None, model, response_ids=ids))[0]
+        return await self.sequence_logprobs(prompts, [sample.text for sample in samples], model)
+
     async def scored_logprobs(
-        self, prompts: list[str], responses: list[str], model: Literal["current", "reference"] = "current"
+        self,
+        prompts: list[str],
+        responses: list[str] | None,
+        model: Literal["current", "reference"] = "current",
+        *,
+        response_ids: list[list[int]] | None = None,
+        include_eos: bool = False,
     ) -> tuple[list[float], list[int]]:
-        """(sum of log-probabilities, response tokens) per pair: what a perplexity needs."""
-        if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        """(sum of log-probabilities, response tokens) per pair: what a perplexity needs. The responses
+        are texts, or (``response_ids``) token ids; ``include_eos`` also scores EOS after each text."""
+        given = responses if responses is not None else response_ids
+        if given is None or len(prompts) != len(given):
+            raise ValueError(f"{len(prompts)} prompts but {len(given or [])} responses")
         if not prompts:
             return [], []
         size = self.prompts_per_request
 
         async def run(start: int) -> LogprobsResponse:
+            end = start + size
             body = LogprobsRequest(
-                prompts=prompts[start : start + size],
-                responses=responses[start : start + size],
+                prompts=prompts[start:end],
+                responses=responses[start:end] if responses is not None else None,
+                response_token_ids=response_ids[start:end] if response_ids is not None else None,
+                include_eos=include_eos,
                 model=model,
                 prompt_format=self.prompt_format,
             )
-            payload = await self._request("POST", "/v1/logprobs", json=body.model_dump())
+            payload = await self._request("POST", "/v1/logprobs", json=body.model_dump(exclude_defaults=True))
             return LogprobsResponse.model_validate(payload)
 
         results = await map_chunks(len(prompts), size, run, GENERATOR_REQUESTS_IN_FLIGHT)
         return [v for r in results for v in r.logprobs], [n for r in results for n in r.tokens]
 
     async def perplexity(self, prompts: list[str], responses: list[str]) -> float:
-        """exp(mean negative log-likelihood per response token) of given pairs under the served model:
-        how well the policy still predicts reference answers as RAFT moves it."""
-        sums, tokens = await self.scored_logprobs(prompts, responses)
+        """exp(mean negative log-likelihood per response token, EOS included) of given pairs under the
+        served model: how well the policy still predicts reference answers as RAFT moves it. EOS counts
+        as the trainer trains it and a sampled reply ends with it (one definition with the demo's)."""
+        sums, tokens = await self.scored_logprobs(prompts, responses, include_eos=True)
         return math.exp(-sum(sums) / max(1, sum(tokens)))
 
     async def models(self) -> dict:
@@ -164,8 +187,10 @@ class CompletionsClient:
         }
         if self._raftflow_server:
             body["prompt_format"] = self.prompt_format
+            body["return_token_ids"] = True  # the sampled ids, for log-probabilities of what was sampled
         else:
             body["prompt"] = [self._render_here(prompt) for prompt in prompts]
+            body.update(self._stops_here(params).model_dump(include={"stop"}, exclude_none=True))
             body["logprobs"] = 0  # so each choice lists its tokens: the only per-sample count vLLM gives
         payload = await self._request("POST", "/v1/completions", json=body)
         choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
@@ -179,10 +204,18 @@ class CompletionsClient:
                 text=choice["text"],
                 finish_reason=choice.get("finish_reason") or "length",
                 completion_tokens=_completion_tokens(choice),
+                token_ids=choice.get("token_ids"),
             )
             for choice in choices
         ]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+    def _stops_here(self, params: SamplingParams) -> SamplingParams:
+        """What a raftflow generator does for the format, done here for another server: hh without
+        stop strings of the caller's own stops at the next turn."""
+        if params.stop is None and self.prompt_format == "hh":
+            return params.model_copy(update={"stop": default_stop("hh")})
+        return params
 
     def _render_here(self, prompt: str) -> str:
         if self.prompt_format in ("raw", "hh"):

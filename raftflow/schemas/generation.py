@@ -95,7 +95,13 @@ class SamplingParams(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     top_k: int = Field(default=-1, ge=-1, strict=True, description="-1 or 0 disables top-k.")
     seed: Seed | None = Field(default=None, description="Same seed, same request: same samples.")
-    stop: list[StopString] | None = Field(default=None, max_length=MAX_STOP_SEQUENCES)
+    stop: list[StopString] | None = Field(
+        default=None,
+        max_length=MAX_STOP_SEQUENCES,
+        description="Stop strings (not returned in the text). Absent: the prompt format's own, for "
+        "raftflow's prompt_format 'hh' the next turn ('\\n\\nHuman:', '\\n\\nAssistant:'), else none; "
+        "[] stops at none.",
+    )
 
     @field_validator("stop", mode="before")
     @classmethod
@@ -114,12 +120,20 @@ class SamplingParams(BaseModel):
         return self.temperature == 0.0
 
 
+TokenId = Annotated[int, Field(ge=0, strict=True)]
+
+
 class Sample(BaseModel):
     """One response, as the orchestrator consumes it (backend-independent)."""
 
     text: str
     finish_reason: str = Field(description='"stop" (EOS or a stop string) or "length".')
     completion_tokens: int
+    token_ids: list[int] | None = Field(
+        default=None,
+        description="The token ids the policy sampled, EOS and a stop string's tokens included: what its "
+        "log-probability (KL) is computed of. None where the server gave none (TGI, older files).",
+    )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -175,6 +189,11 @@ class CompletionRequest(SamplingParams):
         "(OpenAI's logprobs=N); with echo, of the prompt's tokens too. Completion tokens are scored under "
         "the sampling distribution (temperature, top-k, top-p applied, as TGI reports them), prompt tokens "
         "under the model's own (temperature 1).",
+    )
+    return_token_ids: bool = Field(
+        default=False,
+        description="vLLM's option: each choice also carries token_ids (every sampled token, EOS and a "
+        "stop string's included) and prompt_token_ids (what the model was conditioned on).",
     )
     best_of: int | None = None
     suffix: str | None = None
@@ -271,6 +290,10 @@ class CompletionChoice(BaseModel):
     logprobs: CompletionLogprobs | None = None
     prompt_index: int = Field(description="raftflow extension: which prompt this sample answers.")
     completion_tokens: int = Field(description="raftflow extension: new tokens in this sample.")
+    token_ids: list[int] | None = Field(default=None, description="With return_token_ids (vLLM's field).")
+    prompt_token_ids: list[int] | None = Field(
+        default=None, description="With return_token_ids (vLLM's field)."
+    )
 
 
 class Usage(BaseModel):
@@ -384,12 +407,29 @@ class LoadResponse(BaseModel):
 
 class LogprobsRequest(BaseModel):
     """Score given (prompt, response) pairs instead of sampling: the orchestrator estimates
-    KL(policy || initial policy) from the current and reference log-probs of the same samples."""
+    KL(policy || initial policy) from the current and reference log-probs of the same samples.
+
+    A response is given as text, or as the token ids the policy sampled (``response_token_ids``, from
+    ``/v1/completions`` with ``return_token_ids``): the ids are scored as they are, the EOS that ended a
+    sample included, while a text is tokenized again (which may give other ids than were sampled) and
+    carries no EOS."""
 
     model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     prompts: list[PromptText] = Field(min_length=1)
-    responses: list[str] = Field(min_length=1)
+    responses: list[str] | None = Field(
+        default=None, min_length=1, description="Response texts, one per prompt (or response_token_ids)."
+    )
+    response_token_ids: list[list[TokenId]] | None = Field(
+        default=None,
+        min_length=1,
+        description="The sampled token ids of each response, one list per prompt (or responses).",
+    )
+    include_eos: bool = Field(
+        default=False,
+        description="With responses: also score the model's EOS token after each (a whole reply, as "
+        "training appends it; what a perplexity of replies counts).",
+    )
     model: Literal["current", "reference"] = Field(
         default="current", description="current: the served checkpoint; reference: the reference model."
     )
@@ -399,15 +439,23 @@ class LogprobsRequest(BaseModel):
         "response in the format it was sampled in.",
     )
 
-    @field_validator("responses")
+    @field_validator("responses", "response_token_ids")
     @classmethod
-    def _one_per_prompt(cls, value: list[str], info: ValidationInfo) -> list[str]:
+    def _one_per_prompt(cls, value: list | None, info: ValidationInfo) -> list | None:
         prompts = info.data.get("prompts")
-        if prompts is not None and len(prompts) != len(value):
+        if value is not None and prompts is not None and len(prompts) != len(value):
             raise ValueError(
                 f"need one response per prompt: {len(value)} responses for {len(prompts)} prompts"
             )
         return value
+
+    @model_validator(mode="after")
+    def _texts_or_ids(self) -> LogprobsRequest:
+        if (self.responses is None) == (self.response_token_ids is None):
+            raise ValueError("give responses (texts) or response_token_ids, one of them")
+        if self.response_token_ids is not None and self.include_eos:
+            raise ValueError("include_eos applies to text responses; token ids carry their own EOS")
+        return self
 
 
 class LogprobsResponse(BaseModel):

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from raftflow.conversation import PromptFormat
-from raftflow.schemas.generation import SamplingParams
+from raftflow.schemas.generation import MAX_STOP_SEQUENCES, SamplingParams, StopString
 from raftflow.schemas.jobs import Tracker, TrainingConfig
 from raftflow.schemas.paths import NO_NUL, PathStr
 
@@ -45,6 +45,13 @@ class SamplingOptions(BaseModel):
         "[min_new_tokens, max_new_tokens] (LMFlow's RAFT).",
     )
     max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Max new tokens per response.")
+    stop: list[StopString] | None = Field(
+        default=None,
+        max_length=MAX_STOP_SEQUENCES,
+        description="Stop strings: a response ends at the first, which is cut from its text. Default: the "
+        "prompt format's own: 'hh' stops at the next turn ('\\n\\nHuman:', '\\n\\nAssistant:'), the "
+        "other formats at EOS only. [] turns hh's default off.",
+    )
 
     @model_validator(mode="after")
     def _consistent_sampling(self) -> SamplingOptions:
@@ -74,6 +81,7 @@ class SamplingOptions(BaseModel):
             top_p=self.top_p,
             top_k=self.top_k,
             seed=seed,
+            stop=self.stop,
         )
 
 
@@ -141,17 +149,20 @@ class RunRequest(SamplingOptions):
         default=None,
         gt=0.0,
         le=1.0,
-        description="Share of all samples kept under 'global' selection. Default 1/K (as many as local).",
+        description="Share of the valid samples kept under 'global' selection (degenerate samples and "
+        "prompts filtered by min_reward / min_reward_margin are not counted). Default 1/K.",
     )
     min_reward: float | None = Field(
         default=None,
-        description="Drop a prompt whose best (valid) sample scores below this: nothing worth learning.",
+        description="Drop a prompt whose best (valid) sample's raw reward is below this: nothing worth "
+        "learning. The raw reward, not the kl_coef-penalised score (which only ranks).",
     )
     min_reward_margin: float | None = Field(
         default=None,
         ge=0.0,
-        description="Drop a prompt whose best sample beats the median of its K by less than this: the "
-        "ranking there is the reward model's noise. With K = 1 any positive margin drops every prompt.",
+        description="Drop a prompt whose best sample beats the median of its K by less than this (raw "
+        "rewards): the ranking there is the reward model's noise. With K = 1 any positive margin drops "
+        "every prompt.",
     )
     trainer: Literal["queue", "external"] = Field(
         default="queue",

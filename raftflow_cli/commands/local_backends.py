@@ -53,6 +53,7 @@ class LocalSampler:
                 top_p=params.top_p,
                 top_k=max(params.top_k, 0),
                 seed=params.seed,
+                stop=params.stop,
                 prompt_format=self.prompt_format,
             )
         )
@@ -62,6 +63,7 @@ class LocalSampler:
                     text=s.text,
                     finish_reason=_openai_reason(s.finish_reason),
                     completion_tokens=s.completion_tokens,
+                    token_ids=s.token_ids,
                 )
                 for s in row
             ]

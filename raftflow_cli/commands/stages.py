@@ -68,6 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     for flag, field, kind in SAMPLING_FLAGS:
         info = SamplingOptions.model_fields[field]
         sample.add_argument(flag, dest=field, type=kind, help=f"{info.description} (default: {info.default})")
+    sample.add_argument(
+        "--stop",
+        action="append",
+        metavar="TEXT",
+        help="a stop string (repeat for several); default: the prompt format's own (hh: the next turn)",
+    )
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     sample.add_argument(
         "--iteration",
@@ -169,6 +175,8 @@ def _sample(args: argparse.Namespace) -> int:
     options = {
         field: getattr(args, field) for _, field, _ in SAMPLING_FLAGS if getattr(args, field) is not None
     }
+    if args.stop is not None:
+        options["stop"] = args.stop
     try:
         sampling = SamplingOptions(**options)
     except ValidationError as exc:

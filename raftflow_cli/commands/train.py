@@ -52,7 +52,7 @@ TRAINING_FLAGS = (
     Flag("--weight-decay", "weight_decay", float),
     Flag("--logging-steps", "logging_steps", int),
 )
-SWITCHES = ("group_by_length",)
+SWITCHES = ("group_by_length", "gradient_checkpointing")
 SFT_FLAGS = (Flag("--loss-on", "loss_on", str, ("response", "all")),)
 LORA_FLAGS = (
     Flag("--lora-r", "r", int),
@@ -112,6 +112,11 @@ def _add_arguments(parser: argparse.ArgumentParser, spec: type[TrainingJob]) -> 
         "--group-by-length",
         action="store_true",
         help=TrainingConfig.model_fields["group_by_length"].description,
+    )
+    hyper.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help=TrainingConfig.model_fields["gradient_checkpointing"].description,
     )
     if spec is RewardModelJob:
         hyper.add_argument(

@@ -204,6 +204,11 @@ class HHPipeline(DemoPipeline):
             top_k=0,
             seed=c.seed + 12345,
         )
+        kl_params = (
+            None
+            if params.temperature == 1.0 and params.top_p == 1.0
+            else params.model_copy(update={"temperature": 1.0, "top_p": 1.0, "seed": c.seed + 54321})
+        )
         async with (
             CompletionsClient(stack.urls["generator"], api_token=stack.token, prompt_format="auto") as gen,
             RewarderClient(stack.urls["proxy_rewarder"], api_token=stack.token) as rewarder,
@@ -216,10 +221,12 @@ class HHPipeline(DemoPipeline):
                 texts = [[s.text for s in row] for row in rows]
                 flat = [t for row in texts for t in row]
                 rewards = await score_grid(rewarder, prompts, texts)
-                # KL on the first sample of each prompt: an unbiased estimate at a quarter of the cost.
-                firsts = [row[0] for row in texts]
-                current = await gen.sequence_logprobs(prompts, firsts, "current")
-                reference = await gen.sequence_logprobs(prompts, firsts, "reference")
+                # KL on one sample per prompt drawn at temperature 1 (the policy's own distribution: a
+                # mean log-ratio over tempered samples is not KL), scored on its sampled ids, EOS included.
+                kl_rows = rows if kl_params is None else await gen.sample(prompts, 1, kl_params)
+                firsts = [row[0] for row in kl_rows]
+                current = await gen.sample_logprobs(prompts, firsts, "current")
+                reference = await gen.sample_logprobs(prompts, firsts, "reference")
                 ppl = await gen.perplexity([p.prompt for p in heldout], [p.response for p in heldout])
                 write_json_atomic(
                     self.out / "eval" / f"iter-{index:02d}-samples.json",

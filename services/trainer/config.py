@@ -47,6 +47,14 @@ class RunConfig(TrainingConfig):
             logging_steps=self.logging_steps,
             logging_first_step=True,  # the first loss is the "before" in train_loss_first
             gradient_checkpointing=self.gradient_checkpointing,
+            # Reentrant checkpointing re-runs each block's forward inside backward, where DDP's hooks
+            # see LoRA's parameters a second time: with find_unused_parameters (transformers' default
+            # for a peft model) 2 processes failed with "Expected to mark a variable ready only once".
+            # Non-reentrant checkpointing has no such replay, and every trainable parameter of a
+            # checkpointed model gets its gradient each step (transformers' own rule for a plain
+            # model), so DDP need not search for unused ones.
+            gradient_checkpointing_kwargs={"use_reentrant": False} if self.gradient_checkpointing else None,
+            ddp_find_unused_parameters=False if self.gradient_checkpointing else None,
             group_by_length=self.group_by_length,
             use_cpu=self.use_cpu,
             bf16=self.bf16,

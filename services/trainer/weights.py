@@ -10,7 +10,7 @@ from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerB
 
 from raftflow.conversation import CONFIG_KEY, ResolvedFormat, recorded_format, resolve_format
 from raftflow.data import DataError
-from raftflow.modeling import load_causal_lm, lora_adapter_base
+from raftflow.modeling import apply_adapter_records, load_causal_lm, lora_adapter_base
 from raftflow.schemas.jobs import LoraOptions, TrainingJob
 
 
@@ -47,6 +47,10 @@ def load_policy(
         from peft import PeftModel
 
         model = load_causal_lm(base, dtype=torch.float32, trust_remote_code=trust_remote_code)
+        # The base's config knows nothing of the adapter's training: without its records (the prompt
+        # format above all), 'auto' would continue an adapter trained in raw as hh, which the generator
+        # samples in raw (it merges the adapter with its records), and the new adapter would record hh.
+        apply_adapter_records(path, model.config)
         return PeftModel.from_pretrained(model, path, is_trainable=True), True
     return load_causal_lm(path, dtype=torch.float32, trust_remote_code=trust_remote_code), False
 

@@ -61,3 +61,16 @@ def test_rows_end_at_eos_or_stop_and_count_their_tokens(loaded: LoadedModel) -> 
         else:
             assert sample.stop == "e" and "e" in loaded.tokenizer.decode(sample.token_ids)
     assert any(s.finish_reason == "stop_sequence" for group in groups for s in group)
+
+
+def test_samples_carry_every_sampled_id_and_end_in_no_half_character(loaded: LoadedModel) -> None:
+    """A length cut inside a multi-byte character (byte-level BPE spells one over several tokens) used to
+    leave U+FFFD at the end of the text, which was then scored and trained on. The ids keep every
+    sampled token, logprobs asked or not: they are what the sample's log-probability is of."""
+    job = GenerationJob(prompts=PROMPTS, n=8, max_new_tokens=8, top_k=0, stop=[])
+    samples = [s for group in run_batch(loaded, loaded.encode(PROMPTS), 8, job, 8, seed=3) for s in group]
+    decoded = [loaded.tokenizer.decode(s.token_ids, skip_special_tokens=True) for s in samples]
+    assert sum(text.endswith("\ufffd") for text in decoded) >= 2  # the random tiny policy cuts characters
+    for sample, text in zip(samples, decoded, strict=True):
+        assert sample.finish_reason == "length" and len(sample.token_ids) == sample.completion_tokens == 8
+        assert sample.text == text.rstrip("\ufffd")

@@ -13,6 +13,7 @@ import pytest
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.generator import CompletionsClient
+from raftflow.schemas.generation import Sample
 from raftflow_cli.tiny_models import TinyModelConfig, build_models
 from tests.generator.conftest import Generator, limit_flags, start_generator
 
@@ -100,7 +101,9 @@ def test_logprobs_match_a_direct_forward_pass_and_track_the_reference(
     assert models["reference_checkpoint"] == str(tiny_models["policy"])
     reference = client_call(server, "sequence_logprobs", prompts, responses, "reference")
     current = client_call(server, "sequence_logprobs", prompts, responses)
-    assert reference == current == answer["logprobs"]
+    assert reference == current  # the same requests: the same sums, to the bit
+    # Other batches (the client sends 3 pairs per request): the same up to float rounding.
+    assert current == pytest.approx(answer["logprobs"], rel=1e-7)
 
     # Another checkpoint as current: current moves, the reference stays put.
     client_call(server, "load_checkpoint", str(other_policy))
@@ -153,3 +156,93 @@ def test_bad_bodies_get_a_422_and_a_missing_reference_a_409(generator: Generator
         == 401
     )
     assert math.isfinite(unauthorised.json()["logprobs"][0])
+
+
+def direct_id_logprobs(checkpoint: Path, pairs: list[tuple[list[int], list[int]]]) -> list[float]:
+    """Sum of log p(response ids | prompt ids) per pair, one unpadded forward pass each, in this process."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=torch.float32).eval()
+    sums = []
+    for prompt_ids, response_ids in pairs:
+        ids = torch.tensor([prompt_ids + response_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), dim=-1)
+        picked = logp.gather(-1, ids[0, 1:, None]).squeeze(-1)[len(prompt_ids) - 1 :]
+        sums.append(float(picked.sum()))
+    return sums
+
+
+def test_sampled_ids_are_scored_as_sampled_eos_included(
+    server: Generator, tiny_models: dict[str, Path], other_policy: Path
+) -> None:
+    """``/v1/completions`` returns each sample's ids (``return_token_ids``); ``/v1/logprobs`` scores
+    those ids, an EOS that ended a sample included, exactly as a direct forward pass does, under the
+    current and the reference model (their difference is the sample's KL term). The decoded text
+    leaves the EOS out: scored as text, it loses the stop decision's term."""
+    from transformers import AutoTokenizer
+
+    client_call(server, "load_checkpoint", str(other_policy))
+    client_call(server, "load_reference", str(tiny_models["policy"]))
+    tokenizer = AutoTokenizer.from_pretrained(tiny_models["policy"])
+    choices = server.complete(prompt=PROMPTS, n=2, max_tokens=12, seed=5, return_token_ids=True)["choices"]
+    prompts = [PROMPTS[choice["prompt_index"]] for choice in choices]
+    prompt_ids = [choice["prompt_token_ids"] for choice in choices]
+    assert prompt_ids == [tokenizer(prompt)["input_ids"] for prompt in prompts]
+    assert all(len(choice["token_ids"]) == choice["completion_tokens"] == 12 for choice in choices)
+    # The random tiny policy never ends on EOS within 12 tokens; samples that did end so: their
+    # sampled ids cut short, then EOS (the ids the generator returns for an EOS-ended sample).
+    eos = tokenizer.eos_token_id
+    ids = [choice["token_ids"][: 3 + i] + [eos] for i, choice in enumerate(choices)]
+
+    body = {"prompts": prompts, "response_token_ids": ids}
+    current = server.post("/v1/logprobs", body).json()
+    reference = server.post("/v1/logprobs", {**body, "model": "reference"}).json()
+    pairs = list(zip(prompt_ids, ids, strict=True))
+    assert current["tokens"] == [len(row) for row in ids]
+    assert current["logprobs"] == pytest.approx(direct_id_logprobs(other_policy, pairs), abs=1e-4)
+    assert reference["logprobs"] == pytest.approx(direct_id_logprobs(tiny_models["policy"], pairs), abs=1e-4)
+    # The orchestrator's path: samples that carry their ids are scored by them.
+    samples = [
+        Sample(text="(not used)", finish_reason="stop", completion_tokens=len(row), token_ids=row)
+        for row in ids
+    ]
+    assert client_call(server, "sample_logprobs", prompts, samples) == pytest.approx(current["logprobs"])
+
+    # The same samples as text: no EOS term (and text can re-encode to other ids).
+    texts = [tokenizer.decode(row, skip_special_tokens=True) for row in ids]
+    as_text = server.post("/v1/logprobs", {"prompts": prompts, "responses": texts}).json()
+    assert as_text["tokens"] == [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert eos not in [t for text in texts for t in tokenizer(text)["input_ids"]]
+    assert all(abs(a - b) > 1e-3 for a, b in zip(as_text["logprobs"], current["logprobs"], strict=True))
+    text_samples = [
+        sample.model_copy(update={"text": t, "token_ids": None})
+        for sample, t in zip(samples, texts, strict=True)
+    ]
+    assert client_call(server, "sample_logprobs", prompts, text_samples) == pytest.approx(as_text["logprobs"])
+
+    # Ids outside the vocabulary, or both forms at once: a 422.
+    bad = server.post("/v1/logprobs", {"prompts": prompts[:1], "response_token_ids": [[10**6]]})
+    assert bad.status_code == 422 and "vocabulary" in bad.text
+    both = server.post("/v1/logprobs", {**body, "responses": texts})
+    assert both.status_code == 422 and "one of them" in both.text
+
+
+def test_perplexity_counts_the_eos_after_each_reply(server: Generator, other_policy: Path) -> None:
+    """eval_ppl's definition, the demo's in-process one too: every reply token and the EOS after it."""
+    from transformers import AutoTokenizer
+
+    client_call(server, "load_checkpoint", str(other_policy))
+    tokenizer = AutoTokenizer.from_pretrained(other_policy)
+    responses = [" sat on the mat", " and then", " is it so", " because"]
+    pairs = [
+        (
+            tokenizer(p)["input_ids"],
+            tokenizer(r, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id],
+        )
+        for p, r in zip(PROMPTS, responses, strict=True)
+    ]
+    sums = direct_id_logprobs(other_policy, pairs)
+    expected = math.exp(-sum(sums) / sum(len(r) for _, r in pairs))
+    assert client_call(server, "perplexity", PROMPTS, responses) == pytest.approx(expected, rel=1e-5)

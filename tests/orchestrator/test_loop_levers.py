@@ -31,7 +31,11 @@ class Fakes:
 
     async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         return [
-            [Sample(text=t, finish_reason="stop", completion_tokens=3) for t in SAMPLES[:n]] for _ in prompts
+            [
+                Sample(text=t, finish_reason="stop", completion_tokens=3, token_ids=[7, 8, 0])
+                for t in SAMPLES[:n]
+            ]
+            for _ in prompts
         ]
 
     async def score(self, prompts: list[str], responses: list[str]) -> list[float]:
@@ -47,9 +51,12 @@ class Fakes:
     async def ensure_reference(self, checkpoint: str) -> None:
         assert checkpoint == "policy"  # KL is to the run's initial policy
 
-    async def logprobs(self, prompts: list[str], responses: list[str], model: str = "current") -> list[float]:
+    async def sample_logprobs(
+        self, prompts: list[str], samples: list[Sample], model: str = "current"
+    ) -> list[float]:
         self.logprob_calls += 1
-        return [-5.0 + (LOG_RATIO[r] if model == "current" else 0.0) for r in responses]
+        assert all(s.token_ids == [7, 8, 0] for s in samples)  # the sampled ids reach the scoring call
+        return [-5.0 + (LOG_RATIO[s.text] if model == "current" else 0.0) for s in samples]
 
 
 class Reporter:
@@ -150,6 +157,7 @@ def test_stage_files_carry_their_prompts_and_old_tables_still_resume(tmp_path: P
     assert [row["prompt"] for row in samples] == [f"question {i}" for i in range(4)]
     scores = json.loads((selected.parent / "scores.json").read_text())
     assert scores[0]["rewards"] == [1.0, 0.6] and scores[0]["samples"][0]["text"] == "a loved answer"
+    assert samples[0]["samples"][0]["token_ids"] == [7, 8, 0]  # what the KL is of, kept for a resume
 
     old = tmp_path / "old" / "run" / "iter-000"
     old.mkdir(parents=True)
@@ -162,3 +170,65 @@ def test_stage_files_carry_their_prompts_and_old_tables_still_resume(tmp_path: P
     assert {p.response for p in load_pairs(selected)} == {"x y"}  # from the stored tables, not resampled
     assert reporter.metrics["on_policy_reward"] == pytest.approx(0.9)  # first sample of each prompt
     assert reporter.metrics["reward_std"] == pytest.approx(0.4)
+
+
+class TemperatureFakes(Fakes):
+    """Samples "a loved answer" at the run's temperature and "a plain answer" at temperature 1 (the
+    policy's own distribution), and records every sampling call's n and parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, SamplingParams]] = []
+
+    async def sample(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
+        self.calls.append((n, params))
+        text = SAMPLES[1] if params.temperature == 1.0 else SAMPLES[0]
+        sample = Sample(text=text, finish_reason="stop", completion_tokens=3, token_ids=[7, 8, 0])
+        return [[sample] * n for _ in prompts]
+
+
+def test_kl_to_initial_is_estimated_at_temperature_1_with_one_seed_per_run(tmp_path: Path) -> None:
+    """E over p_T of log p - log p0 is not KL(p || p0): the KL's held-out samples are drawn at
+    temperature 1 without top-p / top-k, the reward's at the run's decoding; both with one seed and
+    the full length budget for the whole run, so two iterations differ by their weights alone."""
+    prompts = [f"question {i}" for i in range(4)]
+    request = RunRequest(
+        policy="policy",
+        prompts=str(tmp_path / "unused.json"),
+        k=2,
+        prompts_per_iteration=4,
+        temperature=0.7,
+        top_p=0.9,
+        top_k=20,
+        min_new_tokens=8,
+        max_new_tokens=32,
+    )
+    fakes, reporter = TemperatureFakes(), Reporter()
+    ctx = RunContext(run_id="run", request=request, run_dir=tmp_path / "run", reporter=reporter)
+    backends = Backends(sampler=fakes, scorer=fakes, trainer=fakes, policy_server=fakes)
+    for index in (0, 1):
+        asyncio.run(
+            run_iteration(ctx, backends, index, f"after-{index}", prompts, ["held out 1", "held out 2"])
+        )
+
+    assert reporter.metrics["kl_to_initial"] == pytest.approx(LOG_RATIO["a plain answer"])  # the T=1 samples
+    assert reporter.metrics["eval_reward"] == pytest.approx(REWARD["a loved answer"])  # the run's decoding
+    held_out = [params for n, params in fakes.calls if n == 1]
+    reward_calls = [p for p in held_out if p.temperature == 0.7]
+    kl_calls = [p for p in held_out if p.temperature == 1.0]
+    assert len(reward_calls) == len(kl_calls) == 2  # one each per iteration
+    assert all((p.top_p, p.top_k, p.max_tokens, p.min_tokens) == (0.9, 20, 32, None) for p in reward_calls)
+    assert all((p.top_p, p.top_k, p.max_tokens, p.min_tokens) == (1.0, 0, 32, None) for p in kl_calls)
+    assert reward_calls[0].seed == reward_calls[1].seed != kl_calls[0].seed == kl_calls[1].seed
+
+
+def test_reward_filters_compare_the_raw_reward_not_the_kl_penalised_one(tmp_path: Path) -> None:
+    """min_reward / min_reward_margin are in the reward model's units, as documented; the penalty only
+    ranks. Rewards (1.0, 0.6), penalised scores (0.0, 0.55) at kl_coef 0.5."""
+    # The best raw reward 1.0 passes 0.9 (the best penalised score, 0.55, would not); the plain answer wins.
+    _, reporter, selected = run_once(tmp_path / "a", kl_coef=0.5, min_reward=0.9)
+    assert {pair.response for pair in load_pairs(selected)} == {"a plain answer"}
+    assert reporter.metrics["filtered_prompts"] == 0
+    # Raw margin 1.0 - 0.8 = 0.2 < 0.25 filters every prompt (the penalised 0.55 - 0.275 would pass).
+    with pytest.raises(RuntimeError, match="4 prompts filtered"):
+        run_once(tmp_path / "b", kl_coef=0.5, min_reward_margin=0.25)

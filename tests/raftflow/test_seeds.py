@@ -24,7 +24,8 @@ def test_run_streams_never_collide_across_seeds_iterations_and_chunks() -> None:
         for iteration in range(8)
         for start in range(0, 128, 16)
     ]
-    seeds += [f(seed, it) for f in (eval_seed, sft_mix_seed) for seed in range(8) for it in range(8)]
+    seeds += [sft_mix_seed(seed, it) for seed in range(8) for it in range(8)]
+    seeds += [eval_seed(seed, stream) for seed in range(8) for stream in ("reward", "kl")]
     assert len(set(seeds)) == len(seeds)
     assert all(0 <= s <= MAX_SEED for s in seeds)
     # The old linear scheme, seed * 1_000_003 + iteration * 10_007 + start + 1, made (seed 0, iteration 1,
@@ -43,6 +44,7 @@ def test_training_seeds_fit_transformers_set_seed_and_differ_per_iteration() -> 
 
 def test_named_streams_are_derive_seed_with_a_path() -> None:
     assert chunk_seed(5, 2, 16) == derive_seed(5, 2, 16)
-    assert eval_seed(5, 2) == derive_seed(5, 2, "eval") != sft_mix_seed(5, 2)
+    assert eval_seed(5) == derive_seed(5, "eval", "reward") != eval_seed(5, "kl")
+    assert eval_seed(5) != sft_mix_seed(5, 0)
     random.seed(0)
     assert fresh_seed() != fresh_seed()

@@ -53,6 +53,24 @@ def test_an_unmerged_sft_adapter_keeps_the_prompt_format_it_trained_in(
     assert load_causal_lm(str(tiny_models["policy"])).config.to_dict().get("raftflow_prompt_format") is None
 
 
+def test_a_continued_unmerged_adapter_keeps_its_prompt_format(
+    tiny_models, sft_data: Path, tmp_path: Path, capsys
+) -> None:
+    """An adapter trained in raw and continued as an adapter (the next RAFT iteration of a LoRA run, the
+    format left at auto) trains in raw and records raw, as the generator samples it: the base model's
+    config alone would resolve auto to hh."""
+    common = ["--data", str(sft_data), "--out", str(tmp_path), "--max-steps", "2", "--max-length", "32"]
+    common += ["--lora-r", "4", "--lora-target-modules", "c_attn", "--lora-no-merge"]
+    first = ["train", "sft", "--local", "--model", str(tiny_models["policy"]), "--job-id", "raw-adapter"]
+    assert main([*first, *common, "--prompt-format", "raw"]) == 0
+    adapter = JobResult.model_validate(json.loads(capsys.readouterr().out)).checkpoint
+    assert main(["train", "sft", "--local", "--model", adapter, "--job-id", "continued", *common]) == 0
+    continued = JobResult.model_validate(json.loads(capsys.readouterr().out)).checkpoint
+    assert (Path(continued) / "adapter_config.json").is_file()
+    assert json.loads((Path(continued) / "config.json").read_text())["raftflow_prompt_format"] == "raw"
+    assert load_causal_lm(continued).config.raftflow_prompt_format == "raw"
+
+
 def test_lora_reward_model_from_a_classifier_checkpoint(
     tiny_models, preference_data: Path, tmp_path: Path
 ) -> None:

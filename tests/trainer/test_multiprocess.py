@@ -206,3 +206,32 @@ def test_lora_on_sharded_parameters_is_refused_before_launch() -> None:
 # Behind `make test-slow` (CI runs it after `make test`): real processes started and killed, or real
 # pretrained / vLLM models; together they would take the default suite past 15 minutes on 2 cores.
 pytestmark = pytest.mark.slow
+
+
+def test_two_process_lora_with_gradient_checkpointing_trains(
+    tiny_models, sft_data: Path, tmp_path: Path, capsys
+) -> None:
+    """LoRA with gradient checkpointing on 2 processes (DDP over gloo): reentrant checkpointing and
+    DDP's search for unused parameters failed with "Expected to mark a variable ready only once"."""
+    args = ["train", "sft", "--local", "--processes", "2", "--job-id", "ddp-lora-gc"]
+    args += ["--model", str(tiny_models["policy"]), "--data", str(sft_data), "--out", str(tmp_path)]
+    args += [
+        "--epochs",
+        "4",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "48",
+        "--logging-steps",
+        "1",
+    ]
+    args += ["--lora-r", "8", "--lora-target-modules", "c_attn", "--gradient-checkpointing"]
+    assert main(args) == 0
+    result = JobResult.model_validate(json.loads(capsys.readouterr().out))
+    # 32 examples, 4 per process and step, 2 processes: 4 steps per epoch.
+    assert result.metrics["train_steps"] == 16
+    assert result.metrics["train_loss_last"] < result.metrics["train_loss_first"]
+    examples = sft_examples()
+    assert response_loss(result.checkpoint, examples) < response_loss(tiny_models["policy"], examples) - 0.1

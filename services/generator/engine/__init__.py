@@ -13,6 +13,7 @@ from services.generator.engine.types import (
     ModelState,
     NoReferenceModel,
     PromptFormatRejected,
+    ScoringJob,
     UnsupportedOperation,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "ModelState",
     "NoReferenceModel",
     "PromptFormatRejected",
+    "ScoringJob",
     "UnsupportedOperation",
 ]

@@ -26,6 +26,7 @@ from transformers.generation.stopping_criteria import (
 
 from raftflow.schemas.generation import MIN_SAMPLING_TEMPERATURE, cut_at_stop
 from services.generator.engine.loaded_model import LoadedModel
+from services.generator.engine.sample_text import without_partial_character
 from services.generator.engine.types import FinishReason, GeneratedSample, GenerationJob, TokenLogprobs
 
 
@@ -258,28 +259,34 @@ def to_sample(
     max_new_tokens: int,
     top: list[dict[str, float]] | None = None,
 ) -> GeneratedSample:
+    """One row of ``generate``'s output as a sample. Its ``token_ids`` are every token the row
+    sampled, EOS and a stop string's tokens included: what its log-probability is of, whatever the
+    text (cut at the stop, special tokens left out) re-encodes to."""
+    stops = job.stop or []
     count, ended_by_eos = _generated_length(tokens, loaded.eos_token_ids, loaded.pad_token_id)
     kept = tokens[:count]
-    text, stop = cut_at_stop(loaded.tokenizer.decode(kept, skip_special_tokens=True), job.stop)
+    text, stop = cut_at_stop(loaded.tokenizer.decode(kept, skip_special_tokens=True), stops)
     finish: FinishReason
     if ended_by_eos:
         finish = "eos_token"
-    elif stop is not None or (job.stop and count < max_new_tokens):
+    elif stop is not None or (stops and count < max_new_tokens):
         # Stopped early without EOS: a stop string matched (possibly straddling the prompt's end).
         finish = "stop_sequence"
     else:
         finish = "length"
+        text = without_partial_character(text)
     details = {}
     if job.logprobs:
         special = set(loaded.tokenizer.all_special_ids)
         details = {
-            "token_ids": kept,
             "token_texts": [loaded.tokenizer.decode([token]) for token in kept],
             "token_special": [token in special for token in kept],
             "logprobs": [float(x) for x in logprobs[:count]] if logprobs is not None else None,
             "top_logprobs": top[:count] if top is not None else None,
         }
-    return GeneratedSample(text=text, finish_reason=finish, completion_tokens=count, stop=stop, **details)
+    return GeneratedSample(
+        text=text, finish_reason=finish, completion_tokens=count, stop=stop, token_ids=kept, **details
+    )
 
 
 def _generated_length(tokens: list[int], eos_ids: frozenset[int], pad_id: int) -> tuple[int, bool]:
@@ -299,10 +306,14 @@ def score_batch(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -
 
     Rows are left padded with the position ids ``generate`` uses (``prefill_once``), so each row sees
     the same positions and attention as when it was sampled, and every response ends at the last
-    column. The log-softmax runs in float32 over the response positions only: the logits of the whole
-    batch are already ``rows x width x vocab`` in the model's dtype, a float32 copy of all of them
-    would double that for nothing.
+    column. Only the columns that predict response tokens go through the LM head (``logits_to_keep``:
+    the model applies its head, and any final soft-capping, to those hidden states alone), not the
+    prompt's: a vocabulary-wide row per prompt token was most of the memory and time for long prompts.
+    The log-softmax runs in float32 on those columns, and the sums come back in one transfer.
     """
+    keep = max((len(response) for _, response in pairs), default=0)
+    if keep == 0:
+        return [0.0] * len(pairs)
     input_ids, attention_mask = left_pad(
         [prompt + response for prompt, response in pairs], loaded.pad_token_id
     )
@@ -310,17 +321,22 @@ def score_batch(loaded: LoadedModel, pairs: list[tuple[list[int], list[int]]]) -
     position_ids = attention_mask.cumsum(-1) - 1
     position_ids.masked_fill_(attention_mask == 0, 1)
     width = input_ids.shape[1]
-    sums: list[float] = []
+    lengths = torch.tensor([len(response) for _, response in pairs], device=loaded.device)
     with torch.inference_mode():
+        extra = {"logits_to_keep": keep + 1} if loaded.keeps_logits else {}
         logits = loaded.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            use_cache=False,
+            **extra,
         ).logits
-        for row, (_, response) in enumerate(pairs):
-            if not response:
-                sums.append(0.0)
-                continue
-            start = width - len(response)  # the response's first column; its logits are one column left
-            scores = torch.log_softmax(logits[row, start - 1 : width - 1].float(), dim=-1)
-            targets = input_ids[row, start:width]
-            sums.append(float(scores.gather(-1, targets[:, None]).sum()))
-    return sums
+        # Columns width-keep-1 .. width-2 predict the tokens in columns width-keep .. width-1.
+        logits = logits[:, -(keep + 1) : -1]
+        targets = input_ids[:, width - keep :]
+        picked = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[..., None]).squeeze(-1)
+        # A shorter response fills only the last columns of the window: the rest is its prompt or padding.
+        in_response = torch.arange(keep, device=loaded.device)[None, :] >= (keep - lengths)[:, None]
+        # Summed in float64: the total then hardly depends on how many columns a batch padded in.
+        sums = picked.double().masked_fill(~in_response, 0.0).sum(-1)
+    return [float(x) for x in sums.cpu().tolist()]

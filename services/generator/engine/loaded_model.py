@@ -7,6 +7,7 @@ one request, and the old weights are freed when the last request holding them fi
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,14 @@ class LoadedModel:
     pad_token_id: int
     shared_prefill: bool = False
     """Whether n samples of a prompt share one prefill (see decoding.prefill_once)."""
+    keeps_logits: bool = False
+    """Whether the model's forward takes ``logits_to_keep`` (decoding.score_batch projects only the
+    response positions with it; without, it computes every position's logits and slices)."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids the model has embeddings for: a given id at or above it cannot be scored."""
+        return int(self.model.get_input_embeddings().num_embeddings)
 
     @property
     def name(self) -> str:
@@ -109,6 +118,7 @@ def load_model(
         shared_prefill=shared_prefill
         and not model.config.is_encoder_decoder
         and type(model)._supports_default_dynamic_cache(),
+        keeps_logits="logits_to_keep" in inspect.signature(model.forward).parameters,
     )
 
 

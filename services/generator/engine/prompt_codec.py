@@ -18,12 +18,13 @@ from raftflow.conversation import (
     PromptFormat,
     RenderedPair,
     ResolvedFormat,
+    default_stop,
     encode_prompt,
     render_pair,
     render_prompt,
     resolve_format,
 )
-from services.generator.engine.types import PromptFormatRejected
+from services.generator.engine.types import BackendRejected, PromptFormatRejected, ScoringJob
 
 
 @contextmanager
@@ -93,3 +94,25 @@ class PromptCodec:
         response_ids = self.tokenizer(segments, add_special_tokens=False)["input_ids"] if segments else []
         prompt_ids = self.encode([pair.prompt_text for pair in pairs], resolved)
         return list(zip(prompt_ids, response_ids, strict=True))
+
+    def stop_strings(self, stop: list[str] | None, fmt: PromptFormat) -> list[str]:
+        """A request's stop strings: as given, or (None) the format's default (``hh``: the next turn)."""
+        if stop is not None:
+            return list(stop)
+        with rejecting_render_errors():
+            return default_stop(self.resolve(fmt))
+
+    def encode_scoring(self, job: ScoringJob) -> list[tuple[list[int], list[int]]]:
+        """``(prompt ids, response ids)`` per pair of a ``/v1/logprobs`` job: the prompt as sampling
+        conditions on it; the response's sampled ids as given, or its text as :meth:`encode_pairs`
+        tokenizes it (then EOS after it with ``include_eos``, as the trainer appends it)."""
+        if job.response_ids is not None:
+            _, prompt_ids = self.encode_prompts(job.prompts, job.prompt_format)
+            return [(p, list(r)) for p, r in zip(prompt_ids, job.response_ids, strict=True)]
+        pairs = self.encode_pairs(job.prompts, job.responses or [], job.prompt_format)
+        if not job.include_eos:
+            return pairs
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise BackendRejected("include_eos: this model's tokenizer has no EOS token")
+        return [(prompt, [*response, eos]) for prompt, response in pairs]

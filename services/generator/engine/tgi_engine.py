@@ -14,7 +14,7 @@ import httpx
 
 from raftflow.clients.errors import ComponentRejected
 from raftflow.clients.tgi_sampler import TGISamplerClient
-from raftflow.conversation import PromptFormat, render_prompt
+from raftflow.conversation import default_stop, render_prompt
 from raftflow.schemas.generation import SamplingParams
 from raftflow.seeds import fresh_seed
 from services.generator.engine.types import (
@@ -23,9 +23,9 @@ from services.generator.engine.types import (
     GenerationJob,
     GenerationOutput,
     LogprobsOutput,
-    ModelChoice,
     ModelState,
     PromptFormatRejected,
+    ScoringJob,
     UnsupportedOperation,
 )
 from services.generator.settings import GeneratorSettings
@@ -109,13 +109,7 @@ class TGIEngine:
             "sleep mode is vLLM's: the tgi backend has none (use --backend vllm on a GPU)"
         )
 
-    async def logprobs(
-        self,
-        prompts: list[str],
-        responses: list[str],
-        model: ModelChoice = "current",
-        prompt_format: PromptFormat = "raw",
-    ) -> LogprobsOutput:
+    async def logprobs(self, job: ScoringJob) -> LogprobsOutput:
         """TGI's decoder_input_details cannot tell prompt from response tokens reliably, so no KL."""
         raise UnsupportedOperation("the tgi backend does not compute log-probabilities of given responses")
 
@@ -144,7 +138,7 @@ class TGIEngine:
             top_p=job.top_p,
             top_k=job.top_k,
             seed=seed,
-            stop=job.stop or None,
+            stop=(job.stop if job.stop is not None else default_stop(job.prompt_format)) or None,
         )
         try:
             groups = await self._client.sample(texts, job.n, params)

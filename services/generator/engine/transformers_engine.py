@@ -28,9 +28,9 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from raftflow.conversation import PromptFormat
 from raftflow.modeling import resolve_device
 from raftflow.schemas.generation import draw_max_tokens
 from raftflow.seeds import derive_seed, fresh_seed
@@ -50,9 +50,9 @@ from services.generator.engine.types import (
     GenerationOutput,
     LoadFailed,
     LogprobsOutput,
-    ModelChoice,
     ModelState,
     NoReferenceModel,
+    ScoringJob,
     UnsupportedOperation,
     check_context,
 )
@@ -131,22 +131,21 @@ class TransformersEngine:
             "sleep mode is vLLM's: the transformers engine has none (use --backend vllm on a GPU)"
         )
 
-    async def logprobs(
-        self,
-        prompts: list[str],
-        responses: list[str],
-        model: ModelChoice = "current",
-        prompt_format: PromptFormat = "raw",
-    ) -> LogprobsOutput:
+    async def logprobs(self, job: ScoringJob) -> LogprobsOutput:
         """One forward pass per token-budget batch, on the generation worker (the model and tokenizer
         are not thread-safe, and batches interleave with sampling requests like generate's do)."""
-        loaded = self._loaded() if model == "current" else self._reference
+        loaded = self._loaded() if job.model == "current" else self._reference
         if loaded is None:
             raise NoReferenceModel()
-        pairs = await self._on_worker(_encode_pairs, loaded, prompts, responses, prompt_format)
+        pairs = await self._on_worker(_encode_scoring, loaded, job)
         for index, (prompt_ids, response_ids) in enumerate(pairs):
             if not prompt_ids:
                 raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
+            if any(token >= loaded.vocab_size for token in response_ids):
+                raise BackendRejected(
+                    f"response_token_ids.{index}: an id outside this model's vocabulary of "
+                    f"{loaded.vocab_size} tokens"
+                )
             if (
                 loaded.context_length is not None
                 and len(prompt_ids) + len(response_ids) > loaded.context_length
@@ -171,7 +170,8 @@ class TransformersEngine:
     async def _generate(self, job: GenerationJob, cancelled: threading.Event) -> GenerationOutput:
         loaded = self._loaded()  # this request's model, whatever loads happen meanwhile
         state = self._state_of(loaded)
-        texts, prompt_ids = await self._on_worker(_encode_job, loaded, job)
+        texts, prompt_ids, stops = await self._on_worker(_encode_job, loaded, job)
+        job = replace(job, stop=stops)
         check_context(prompt_ids, job.max_new_tokens, loaded.context_length)
 
         seed = job.seed if job.seed is not None else fresh_seed()
@@ -213,6 +213,7 @@ class TransformersEngine:
             samples=filled,
             prompt_texts=texts,
             prompt_logprobs=prompt_logprobs,
+            prompt_ids=prompt_ids,
         )
 
     # ------------------------------------------------------------------------------------------------
@@ -265,11 +266,11 @@ class TransformersEngine:
         return await asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
 
 
-def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]]]:
-    return loaded.codec.encode_prompts(job.prompts, job.prompt_format, job.truncate)
+def _encode_job(loaded: LoadedModel, job: GenerationJob) -> tuple[list[str], list[list[int]], list[str]]:
+    """The rendered prompts, their ids, and the stop strings (the format's default when none given)."""
+    texts, ids = loaded.codec.encode_prompts(job.prompts, job.prompt_format, job.truncate)
+    return texts, ids, loaded.codec.stop_strings(job.stop, job.prompt_format)
 
 
-def _encode_pairs(
-    loaded: LoadedModel, prompts: list[str], responses: list[str], fmt: PromptFormat
-) -> list[tuple[list[int], list[int]]]:
-    return loaded.codec.encode_pairs(prompts, responses, fmt)
+def _encode_scoring(loaded: LoadedModel, job: ScoringJob) -> list[tuple[list[int], list[int]]]:
+    return loaded.codec.encode_scoring(job)

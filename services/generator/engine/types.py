@@ -31,7 +31,9 @@ class GenerationJob:
     typical_p: float = 1.0
     repetition_penalty: float = 1.0
     seed: int | None = None
-    stop: list[str] = field(default_factory=list)
+    stop: list[str] | None = None
+    """Stop strings; None: the prompt format's own (``hh``: the next turn's tag, see
+    ``raftflow.conversation.default_stop``), [] none at all."""
     truncate: int | None = None
     """Keep only the last ``truncate`` prompt tokens (TGI's option)."""
     logprobs: bool = False
@@ -52,12 +54,30 @@ class GeneratedSample:
     completion_tokens: int
     stop: str | None = None
     """The stop string that ended it (TGI returns it as part of the text; OpenAI does not)."""
-    token_ids: list[int] = field(default_factory=list)
+    token_ids: list[int] | None = None
+    """Every token the policy sampled, EOS and the tokens of a matched stop string included (the text
+    is cut; the ids are what the policy's log-probability is of). None where the backend gives no
+    ids (a remote TGI server)."""
     token_texts: list[str] = field(default_factory=list)
     token_special: list[bool] = field(default_factory=list)
     logprobs: list[float] | None = None
     top_logprobs: list[dict[str, float]] | None = None
     """Per generated token, the ``top_logprobs`` most likely tokens (text -> log-probability)."""
+
+
+@dataclass(frozen=True)
+class ScoringJob:
+    """What ``/v1/logprobs`` scores: each prompt rendered in ``prompt_format`` (as when sampling), then
+    its response as text (tokenized after the prompt) or as the token ids the policy sampled."""
+
+    prompts: list[str]
+    responses: list[str] | None = None
+    response_ids: list[list[int]] | None = None
+    """Sampled ids, scored as they are (EOS included): no re-tokenization of the decoded text."""
+    model: ModelChoice = "current"
+    prompt_format: PromptFormat = "raw"
+    include_eos: bool = False
+    """Text responses: also score the EOS token after each (a perplexity of whole replies)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +125,8 @@ class GenerationOutput:
     """The rendered text each prompt conditioned the model on (what ``echo`` returns)."""
     prompt_logprobs: list[TokenLogprobs] | None = None
     """With ``echo_logprobs``: each prompt's own token log-probabilities."""
+    prompt_ids: list[list[int]] | None = None
+    """The token ids each prompt conditioned the model on (None: the backend does not say)."""
 
 
 class Engine(Protocol):
@@ -132,13 +154,7 @@ class Engine(Protocol):
         """Load ``path`` as the reference model (replacing any previous one); returns its state."""
         ...
 
-    async def logprobs(
-        self,
-        prompts: list[str],
-        responses: list[str],
-        model: ModelChoice = "current",
-        prompt_format: PromptFormat = "raw",
-    ) -> LogprobsOutput:
+    async def logprobs(self, job: ScoringJob) -> LogprobsOutput:
         """Sequence log-probabilities of each response given its prompt under the chosen model."""
         ...
 

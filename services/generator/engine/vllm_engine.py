@@ -45,7 +45,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +53,13 @@ import httpx
 
 from raftflow.checkpoints import CheckpointRejected, check_checkpoint, safetensors_shapes
 from raftflow.clients.errors import ComponentUnavailable
-from raftflow.conversation import PromptFormat, recorded_format
+from raftflow.conversation import recorded_format
 from raftflow.modeling import checkpoint_version, load_tokenizer, resolve_device
 from raftflow.processes import ServiceProcess
 from raftflow.schemas.generation import draw_max_tokens
 from raftflow.seeds import fresh_seed
 from services.generator.engine.prompt_codec import PromptCodec
+from services.generator.engine.sample_text import without_partial_character
 from services.generator.engine.types import (
     BackendRejected,
     ContextLengthExceeded,
@@ -71,6 +72,7 @@ from services.generator.engine.types import (
     ModelChoice,
     ModelState,
     NoReferenceModel,
+    ScoringJob,
     TokenLogprobs,
     UnsupportedOperation,
     check_context,
@@ -228,6 +230,7 @@ class VLLMEngine:
             texts, prompt_ids = await asyncio.to_thread(
                 served.codec.encode_prompts, job.prompts, job.prompt_format, job.truncate
             )
+            stops = served.codec.stop_strings(job.stop, job.prompt_format)
             check_context(prompt_ids, job.max_new_tokens, self._context_length)
             seed = job.seed if job.seed is not None else fresh_seed()
             rows = job.n if job.do_sample else 1  # greedy rows are identical: decode one, copy it
@@ -240,7 +243,7 @@ class VLLMEngine:
                 "top_p": job.top_p if job.do_sample else 1.0,
                 "top_k": (job.top_k or -1) if job.do_sample else -1,
                 "repetition_penalty": job.repetition_penalty,
-                "stop": job.stop,
+                "stop": stops,
                 "return_token_ids": True,
                 "skip_special_tokens": True,
             }
@@ -274,29 +277,24 @@ class VLLMEngine:
             samples=samples,
             prompt_texts=texts,
             prompt_logprobs=prompt_logprobs,
+            prompt_ids=prompt_ids,
         )
 
-    async def logprobs(
-        self,
-        prompts: list[str],
-        responses: list[str],
-        model: ModelChoice = "current",
-        prompt_format: PromptFormat = "raw",
-    ) -> LogprobsOutput:
+    async def logprobs(self, job: ScoringJob) -> LogprobsOutput:
         """vLLM scores ``prompt + response`` as a prompt (``prompt_logprobs``, one new token) and the
         response positions are summed: the model's own distribution, as the transformers engine's.
         Only for the weights vLLM holds with LoRA off; anything else is scored in process."""
-        if model == "reference" and self._reference_path is None:
+        if job.model == "reference" and self._reference_path is None:
             raise NoReferenceModel()
         async with self._gate.request():
             served = self._current()
-            path = served.checkpoint if model == "current" else (self._reference_path or "")
+            path = served.checkpoint if job.model == "current" else (self._reference_path or "")
             if self._settings.vllm_enable_lora or not _same_checkpoint(path, self._weights):
                 # vLLM's prompt log-probabilities crash its engine (CPU) or map adapters wrongly
                 # (GPU) when LoRA is on (vllm-project/vllm#29955, #16668); and it holds one model.
-                scorer = await self._scorer(model, path)
-                return await scorer.logprobs(prompts, responses, "current", prompt_format)
-            pairs = await asyncio.to_thread(served.codec.encode_pairs, prompts, responses, prompt_format)
+                scorer = await self._scorer(job.model, path)
+                return await scorer.logprobs(replace(job, model="current"))
+            pairs = await asyncio.to_thread(served.codec.encode_scoring, job)
             for index, (prompt_ids, response_ids) in enumerate(pairs):
                 if not prompt_ids:
                     raise BackendRejected(f"prompt {index} encodes to no tokens: nothing to condition on")
@@ -577,11 +575,15 @@ def _same_checkpoint(a: str, b: str) -> bool:
 
 
 def _sample(choice: dict[str, Any], tokenizer: Any, job: GenerationJob) -> GeneratedSample:
-    token_ids = list(choice.get("token_ids") or [])
+    # vLLM's ids of the sample (return_token_ids): EOS and a stop string's tokens included.
+    sampled = choice.get("token_ids")
+    token_ids = [int(token) for token in sampled] if sampled is not None else []
     stop_reason = choice.get("stop_reason")
+    text = choice["text"]
     finish: FinishReason
     if choice.get("finish_reason") == "length":
         finish = "length"
+        text = without_partial_character(text)
     elif isinstance(stop_reason, str):
         finish = "stop_sequence"
     else:
@@ -597,11 +599,11 @@ def _sample(choice: dict[str, Any], tokenizer: Any, job: GenerationJob) -> Gener
         texts = [tokenizer.decode([token]) for token in token_ids]
     special = set(getattr(tokenizer, "all_special_ids", []) or []) if job.logprobs else set()
     return GeneratedSample(
-        text=choice["text"],
+        text=text,
         finish_reason=finish,
         completion_tokens=len(token_ids),
         stop=stop_reason if isinstance(stop_reason, str) else None,
-        token_ids=token_ids if job.logprobs else [],
+        token_ids=token_ids if sampled is not None else None,
         token_texts=texts,
         token_special=[token in special for token in token_ids] if job.logprobs else [],
         logprobs=logprobs,

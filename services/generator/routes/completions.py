@@ -57,6 +57,10 @@ async def create_completion(
             else None,
             prompt_index=prompt_index,
             completion_tokens=sample.completion_tokens,
+            token_ids=sample.token_ids if body.return_token_ids else None,
+            prompt_token_ids=output.prompt_ids[prompt_index]
+            if body.return_token_ids and output.prompt_ids is not None
+            else None,
         )
         for prompt_index, group in enumerate(output.samples)
         for j, sample in enumerate(group)
@@ -118,7 +122,7 @@ def _job(
         top_p=params.top_p,
         top_k=max(params.top_k, 0),
         seed=params.seed,
-        stop=params.stop or [],
+        stop=params.stop,
         prompt_format=fmt,
     )
 

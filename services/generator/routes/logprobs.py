@@ -20,6 +20,7 @@ from services.generator.engine import (
     ContextLengthExceeded,
     NoReferenceModel,
     PromptFormatRejected,
+    ScoringJob,
     UnsupportedOperation,
 )
 from services.generator.jobs import until_disconnect
@@ -38,7 +39,9 @@ async def sequence_logprobs(
     body: LogprobsRequest, request: Request, engine: EngineDep, settings: SettingsDep, telemetry: TelemetryDep
 ) -> LogprobsResponse:
     """Sum of log p(response tokens | prompt) per pair, at temperature 1 (the model's own distribution,
-    whatever sampling parameters produced the responses). A client that disconnects cancels it."""
+    whatever sampling parameters produced the responses): of the sampled token ids when given (EOS
+    included), else of the response texts tokenized after their prompts. A client that disconnects
+    cancels it."""
     if len(body.prompts) > settings.max_prompts:
         raise limit_error(
             "prompts",
@@ -51,7 +54,16 @@ async def sequence_logprobs(
         output = await until_disconnect(
             request,
             telemetry,
-            engine.logprobs(body.prompts, body.responses, body.model, body.prompt_format),
+            engine.logprobs(
+                ScoringJob(
+                    prompts=body.prompts,
+                    responses=body.responses,
+                    response_ids=body.response_token_ids,
+                    model=body.model,
+                    prompt_format=body.prompt_format,
+                    include_eos=body.include_eos,
+                )
+            ),
             "logprobs",
             f"{len(body.prompts)} pairs, {body.model} model",
         )

@@ -145,10 +145,11 @@ def _mean_logprob(sample: GeneratedSample) -> float:
 
 
 def _tokens(sample: GeneratedSample) -> list[TGIToken]:
-    logprobs = sample.logprobs or [None] * len(sample.token_ids)
+    ids = sample.token_ids or []
+    logprobs = sample.logprobs or [None] * len(ids)
     return [
         TGIToken(id=token, text=text, logprob=logprob, special=special)
         for token, text, logprob, special in zip(
-            sample.token_ids, sample.token_texts, logprobs, sample.token_special, strict=True
+            ids, sample.token_texts, logprobs, sample.token_special, strict=True
         )
     ]
