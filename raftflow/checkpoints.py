@@ -19,7 +19,12 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from raftflow.modeling import PICKLE_WEIGHT_PATTERNS
-from raftflow.paths import ADAPTER_CONFIG, PathNotAllowed, confine_adapter_base, resolve_inside
+from raftflow.paths import (
+    ADAPTER_CONFIG,
+    PathNotAllowed,
+    confine_adapter_base,
+    confine_checkpoint_files,
+)
 
 _INDEX = "model.safetensors.index.json"
 _SAFETENSORS = ("model.safetensors", _INDEX)
@@ -183,35 +188,8 @@ def _plain_file_name(name: str) -> bool:
 
 
 def _check_contained(directory: Path, roots: Sequence[str | Path]) -> None:
-    """Every entry of ``directory`` and of its real subdirectories (what transformers and safetensors
-    read: the top level, ``additional_chat_templates/``) must resolve inside the directory or a root,
-    and so must what ``tokenizer_config.json`` names as a file. The refusal never depends on whether
-    the outside target exists."""
-    allowed = [directory.resolve(), *roots]
-    entries = list(directory.iterdir())
-    entries += [e for d in entries if d.is_dir() and not d.is_symlink() for e in d.iterdir()]
-    for entry in entries:
-        try:
-            resolve_inside(entry, allowed)
-        except PathNotAllowed:
-            raise CheckpointLeavesRoots(
-                f"{entry} leads outside the checkpoint directory and the allowed roots (a symlink): "
-                "refusing to read it"
-            ) from None
-    tokenizer_config = directory / "tokenizer_config.json"
+    """:func:`raftflow.paths.confine_checkpoint_files`, as a checkpoint refusal."""
     try:
-        settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
-    except (OSError, ValueError):
-        return  # the tokenizer's own load reports it
-    if not isinstance(settings, dict):
-        return
-    for key, value in settings.items():
-        if not key.endswith("_file") or not isinstance(value, str):
-            continue
-        try:  # transformers opens such a value as given (relative to the working directory)
-            resolve_inside(value, allowed)
-        except PathNotAllowed:
-            raise CheckpointLeavesRoots(
-                f"{tokenizer_config}: {key} {value!r} leads outside the checkpoint directory and the "
-                "allowed roots: refusing to read it"
-            ) from None
+        confine_checkpoint_files(directory, roots)
+    except PathNotAllowed as exc:
+        raise CheckpointLeavesRoots(str(exc)) from None

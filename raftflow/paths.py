@@ -139,3 +139,43 @@ def confine_adapter_base(path: str | Path, roots: Sequence[str | Path], *, hub_i
     raise PathNotAllowed(
         f"{path}: more than {MAX_ADAPTER_CHAIN} adapters, each the base of the one before: refusing the chain"
     )
+
+
+def confine_checkpoint_files(directory: str | Path, roots: Sequence[str | Path]) -> None:
+    """Every entry of ``directory`` and of its real subdirectories (what transformers and safetensors
+    read: the top level, ``additional_chat_templates/``) must resolve inside the directory or a root,
+    and so must what ``tokenizer_config.json`` names as a file. The refusal never depends on whether
+    the outside target exists. Raises :class:`PathNotAllowed`; no roots: nothing to check."""
+    if not roots:
+        return
+    directory = Path(directory)
+    if not directory.is_dir():
+        return  # a hub id, or a path that does not exist: the caller's own checks answer for it
+    allowed = [directory.resolve(), *roots]
+    entries = list(directory.iterdir())
+    entries += [e for d in entries if d.is_dir() and not d.is_symlink() for e in d.iterdir()]
+    for entry in entries:
+        try:
+            resolve_inside(entry, allowed)
+        except PathNotAllowed:
+            raise PathNotAllowed(
+                f"{entry} leads outside the checkpoint directory and the allowed roots (a symlink): "
+                "refusing to read it"
+            ) from None
+    tokenizer_config = directory / "tokenizer_config.json"
+    try:
+        settings = json.loads(tokenizer_config.read_text()) if tokenizer_config.is_file() else {}
+    except (OSError, ValueError):
+        return  # the tokenizer's own load reports it
+    if not isinstance(settings, dict):
+        return
+    for key, value in settings.items():
+        if not key.endswith("_file") or not isinstance(value, str):
+            continue
+        try:  # transformers opens such a value as given (relative to the working directory)
+            resolve_inside(value, allowed)
+        except PathNotAllowed:
+            raise PathNotAllowed(
+                f"{tokenizer_config}: {key} {value!r} leads outside the checkpoint directory and the "
+                "allowed roots: refusing to read it"
+            ) from None

@@ -54,12 +54,15 @@ class ComponentMisbehaved(RuntimeError):
     """A service answered 2xx (or an error) in a shape its API never uses: probably not the kind of
     server the URL was meant to name. The answer's text is not repeated."""
 
-    def __init__(self, component: str, url: str, api: str, cause: BaseException | None = None):
+    def __init__(
+        self, component: str, url: str, api: str, cause: BaseException | None = None, detail: str = ""
+    ):
         self.component, self.url = component, url
-        what = f" ({cause.__class__.__name__})" if cause else ""
+        what = detail or (cause.__class__.__name__ if cause else "")
         super().__init__(
-            f"the {component} at {url} answered in a shape that is not {api}{what}: check that the URL "
-            f"names a {api} server"
+            f"the {component} at {url} answered in a shape that {api} never uses"
+            + (f" ({what})" if what else "")
+            + ": check that the URL names such a server"
         )
 
 

@@ -16,6 +16,7 @@ import math
 from typing import Any, Literal
 
 from raftflow.chunks import GENERATOR_REQUESTS_IN_FLIGHT, map_chunks
+from raftflow.clients.errors import ComponentMisbehaved, unexpected_answer
 from raftflow.clients.http import ServiceHTTP
 from raftflow.conversation import PromptFormat, default_stop, render_prompt
 from raftflow.schemas.generation import (
@@ -174,9 +175,11 @@ class CompletionsClient:
         raftflow generator (which reports per-sample token counts; others are asked for logprobs)."""
         if self._raftflow_server is not None:
             return
-        cards = (await self.models()).get("data") or [{}]
-        self._model = self._model or cards[0].get("id")
-        self._raftflow_server = cards[0].get("owned_by") == "raftflow"
+        answer = await self.models()
+        with unexpected_answer(COMPONENT, self.base_url, "an OpenAI-compatible server (GET /v1/models)"):
+            cards = answer.get("data") or [{}]
+            self._model = self._model or cards[0].get("id")
+            self._raftflow_server = cards[0].get("owned_by") == "raftflow"
 
     async def _complete(self, prompts: list[str], n: int, params: SamplingParams) -> list[list[Sample]]:
         body: dict[str, Any] = {
@@ -193,21 +196,24 @@ class CompletionsClient:
             body.update(self._stops_here(params).model_dump(include={"stop"}, exclude_none=True))
             body["logprobs"] = 0  # so each choice lists its tokens: the only per-sample count vLLM gives
         payload = await self._request("POST", "/v1/completions", json=body)
-        choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
+        with unexpected_answer(COMPONENT, self.base_url, "an OpenAI-compatible completions server"):
+            choices = sorted(payload.get("choices", []), key=lambda choice: choice["index"])
+            samples = [
+                Sample(
+                    text=choice["text"],
+                    finish_reason=choice.get("finish_reason") or "length",
+                    completion_tokens=_completion_tokens(choice),
+                    token_ids=choice.get("token_ids"),
+                )
+                for choice in choices
+            ]
         if len(choices) != len(prompts) * n:
-            raise RuntimeError(
-                f"{COMPONENT} at {self.base_url} returned {len(choices)} choices for {len(prompts)} prompts "
-                f"x n={n}: not an OpenAI-compatible completions server?"
+            raise ComponentMisbehaved(
+                COMPONENT,
+                self.base_url,
+                "an OpenAI-compatible completions server",
+                detail=f"{len(choices)} choices for {len(prompts)} prompts x n={n}",
             )
-        samples = [
-            Sample(
-                text=choice["text"],
-                finish_reason=choice.get("finish_reason") or "length",
-                completion_tokens=_completion_tokens(choice),
-                token_ids=choice.get("token_ids"),
-            )
-            for choice in choices
-        ]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
     def _stops_here(self, params: SamplingParams) -> SamplingParams:

@@ -50,6 +50,16 @@ class Capture:
 
 @pytest.fixture
 def capture() -> Iterator[Capture]:
+    yield from listener(422, {"detail": SECRET, "error": SECRET})
+
+
+@pytest.fixture
+def not_found() -> Iterator[Capture]:
+    """What any other web app answers to TGI's and OpenAI's routes: FastAPI's 404."""
+    yield from listener(404, {"detail": "Not Found"})
+
+
+def listener(status: int, answer: dict[str, str]) -> Iterator[Capture]:
     seen: list[tuple[str, str | None]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -57,8 +67,8 @@ def capture() -> Iterator[Capture]:
             seen.append((self.path, self.headers.get("Authorization")))
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
-            body = json.dumps({"detail": SECRET, "error": SECRET}).encode()
-            self.send_response(422)
+            body = json.dumps(answer).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -175,7 +185,10 @@ def test_a_run_may_name_only_the_operators_service_urls(
         (["rewarder_urls", 0], {"rewarder_urls": [capture.url]}),
         (["gold_rewarder_url"], {"gold_rewarder_url": capture.url}),
         # a TGI server named per run is the same field
-        (["generator_url"], {"generator_url": capture.url, "generator_backend": "tgi", "prompt_format": "hh"}),  # noqa: E501
+        (
+            ["generator_url"],
+            {"generator_url": capture.url, "generator_backend": "tgi", "prompt_format": "hh"},
+        ),  # noqa: E501
     ]
     for loc, fields in refused:
         response = post_run(stack.orchestrator_url, run_body(stack, policy, **fields))
@@ -253,6 +266,51 @@ def test_the_service_token_goes_only_to_allowed_urls_and_errors_never_quote_them
     )
 
 
+def test_a_server_of_another_kind_fails_the_run_with_a_sentence(
+    stack: Stack, not_found: Capture, tiny_models: dict[str, Path], tmp_path: Path, reliability_log: RecordFn
+) -> None:
+    """An allowed URL that answers like any other web app (404, FastAPI's body): as a TGI server the
+    TGI client raised KeyError('error'), which was the run's whole error."""
+    env = {
+        **stack.env,
+        "ORCHESTRATOR_ALLOWED_SERVICE_URLS": json.dumps([not_found.url]),
+        "ORCHESTRATOR_RETRY_SECONDS": "5",
+        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'orchestrator.db'}",
+    }
+    orchestrator, url = start_service("orchestrator", log_dir=tmp_path, env=env, timeout=60)
+    errors = {}
+    try:
+        for backend in ("tgi", "openai"):
+            body = run_body(
+                stack,
+                str(tiny_models["policy"]),
+                generator_url=not_found.url,
+                generator_backend=backend,
+                prompt_format="hh",
+            )
+            created = post_run(url, body)
+            assert created.status_code == 202, created.text
+            view = wait_for(url, created.json()["id"], lambda v: v["status"] not in ("queued", "running"))
+            assert view["status"] == "failed", view
+            errors[backend] = view["error"]
+    finally:
+        orchestrator.stop()
+    assert "answered in a shape that TGI's API never uses" in errors["tgi"], errors["tgi"]
+    assert "KeyError:" not in errors["tgi"]
+    assert errors["openai"].startswith(
+        f"the generator at {not_found.url}/v1/models refused a request with HTTP 404"
+    )
+    reliability_log(
+        "bad-input",
+        "an allowed service URL that is another kind of server",
+        "runs naming a listener that answers every route with FastAPI's 404 as a TGI server and as an "
+        "OpenAI-compatible generator",
+        f"both runs failed with a sentence: '{errors['tgi'][:100]}...'; '{errors['openai'][:100]}...'",
+        requests=2,
+    )
+
+
 # -- 2. NaN, Infinity, 1e400, lone surrogates --------------------------------------------------------
 
 BAD_BODIES: list[tuple[str, str, str, str, list]] = [
@@ -287,9 +345,7 @@ BAD_BODIES: list[tuple[str, str, str, str, list]] = [
 ]  # fmt: skip
 
 
-def test_values_no_field_can_mean_get_a_422_naming_the_field(
-    stack: Stack, reliability_log: RecordFn
-) -> None:
+def test_values_no_field_can_mean_get_a_422_naming_the_field(stack: Stack, reliability_log: RecordFn) -> None:
     urls = {
         "generator": stack.generator_url,
         "rewarder": stack.rewarder_url,

@@ -360,6 +360,44 @@ def test_generator_refuses_an_adapter_whose_base_leaves_the_roots(
     )
 
 
+def test_generator_refuses_a_checkpoint_whose_files_lead_outside_the_roots(
+    confined_generator: str, model_tree: dict[str, Path], reliability_log
+) -> None:
+    """A checkpoint inside the root whose tokenizer_config.json names a tokenizer file outside it, or
+    that holds a symlink out of it: transformers would read those files, so /v1/load refuses both, with
+    the same message whether the outside file exists or not."""
+    root, outside = model_tree["root"], model_tree["outside"]
+    (outside / "tokenizer.json").write_text((root / "policy" / "tokenizer.json").read_text())
+    cases: dict[str, Path] = {}
+    for name, target in (("tokenizer_file to an existing file", outside / "tokenizer.json"),
+                         ("tokenizer_file to a missing file", outside / "missing.json")):  # fmt: skip
+        checkpoint = shutil.copytree(root / "policy", root / f"tok-{len(cases)}")
+        config = json.loads((checkpoint / "tokenizer_config.json").read_text())
+        config["tokenizer_file"] = str(target)
+        (checkpoint / "tokenizer_config.json").write_text(json.dumps(config))
+        cases[name] = checkpoint
+    linked = shutil.copytree(root / "policy", root / "tok-link")
+    (linked / "vocab-extra.json").symlink_to(outside / "tokenizer.json")
+    cases["a symlink out of the directory"] = linked
+    messages = []
+    for name, checkpoint in cases.items():
+        response = httpx.post(f"{confined_generator}/v1/load", json={"path": str(checkpoint)}, timeout=120)
+        assert response.status_code == 422, (name, response.text)
+        message = response.json()["detail"][0]["msg"]
+        assert "leads outside" in message and "GENERATOR_LOAD_ROOTS" in message, (name, message)
+        messages.append(message.replace(str(checkpoint), "CKPT").replace("missing.json", "tokenizer.json"))
+    assert messages[0] == messages[1], "the refusal tells whether the outside file exists"
+    reliability_log(
+        "security",
+        "checkpoints whose files lead outside GENERATOR_LOAD_ROOTS",
+        "POST /v1/load of checkpoints inside the root: tokenizer_config.json naming a tokenizer_file "
+        "outside (existing, missing), and a symlink out of the directory",
+        f"all {len(cases)} got 422 naming the file and the setting; the existing and missing targets "
+        "gave the same message",
+        requests=len(cases),
+    )
+
+
 def test_a_job_on_an_adapter_whose_base_leaves_the_roots_fails_before_training(
     model_tree: dict[str, Path], start_worker, redis_url: str, reliability_log
 ) -> None:

@@ -13,7 +13,7 @@ from typing import TypeVar
 from fastapi import APIRouter, HTTPException, status
 
 from raftflow.clients.errors import ComponentUnavailable
-from raftflow.paths import PathNotAllowed, confine_adapter_base, resolve_inside
+from raftflow.paths import PathNotAllowed, confine_adapter_base, confine_checkpoint_files, resolve_inside
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import (
     LoadRequest,
@@ -131,12 +131,14 @@ async def wake_up(engine: EngineDep) -> SleepResponse:
 def _allowed(requested: str, field: str, settings: GeneratorSettings) -> str:
     """The path to load: resolved inside GENERATOR_LOAD_ROOTS when set, as given otherwise. A LoRA
     adapter's base model (its adapter_config.json) must be inside them too: loading the adapter loads
-    it, and a hub id is refused like the path itself would be."""
+    it, and a hub id is refused like the path itself would be; so must every file the load reads
+    (symlinks in the directory, files tokenizer_config.json names)."""
     if not settings.load_roots:
         return requested
     try:
         resolved = str(resolve_inside(requested, settings.load_roots))
         confine_adapter_base(resolved, settings.load_roots, hub_ids=False)
+        confine_checkpoint_files(resolved, settings.load_roots)
     except PathNotAllowed as exc:
         raise limit_error(field, f"{exc} (setting GENERATOR_LOAD_ROOTS)", requested) from exc
     return resolved
