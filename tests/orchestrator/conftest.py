@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,15 +59,20 @@ class Stack:
     processes: list[ServiceProcess]
 
     def start_orchestrator(
-        self, state_dir: Path, name: str = "orchestrator", env: dict[str, str] | None = None
+        self,
+        state_dir: Path,
+        name: str = "orchestrator",
+        env: dict[str, str] | None = None,
+        database_url: str | None = None,
     ) -> tuple[ServiceProcess, str]:
-        """An orchestrator whose DB and artifacts live in ``state_dir``: start a second one on the same
-        dir to play a restart; use another dir for an independent one. ``env`` adds settings."""
+        """An orchestrator whose artifacts (and SQLite DB, unless ``database_url`` names another store)
+        live in ``state_dir``: start a second one on the same dir to play a restart; use another dir
+        for an independent one. ``env`` adds settings."""
         env = {
             **self.env,
             **(env or {}),
             "ARTIFACTS_DIR": str(state_dir / "artifacts"),
-            "DATABASE_URL": f"sqlite:///{state_dir / 'orchestrator.db'}",
+            "DATABASE_URL": database_url or f"sqlite:///{state_dir / 'orchestrator.db'}",
         }
         process, url = start_service("orchestrator", log_dir=self.tmp, name=name, env=env, timeout=60)
         self.processes.append(process)
@@ -147,3 +153,25 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_models, redis_server_ur
         for proc in reversed(processes):
             proc.stop()
         redis.Redis.from_url(redis_url).flushdb()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def run_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    """None (the orchestrator's SQLite file in its state dir), or a fresh PostgreSQL database of the
+    test's own on the suite's server, dropped afterwards: whole runs go through both stores."""
+    if request.param == "sqlite":
+        yield None
+        return
+    import sqlalchemy
+
+    server = sqlalchemy.make_url(request.getfixturevalue("postgres_url"))
+    name = f"raftflow_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

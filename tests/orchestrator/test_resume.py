@@ -1,5 +1,6 @@
 """kill -9 of the orchestrator mid-run, then a restart on the same state: the run completes with
-exactly num_iterations checkpoints, none trained twice."""
+exactly num_iterations checkpoints, none trained twice, with the run store in SQLite and in
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import httpx
 
 
-def test_killed_orchestrator_resumes_the_run(stack, tmp_path: Path) -> None:
-    first, base_url = stack.start_orchestrator(tmp_path, name="orchestrator-a")
+def test_killed_orchestrator_resumes_the_run(stack, tmp_path: Path, run_store_url: str | None) -> None:
+    first, base_url = stack.start_orchestrator(tmp_path, name="orchestrator-a", database_url=run_store_url)
     run_id = httpx.post(f"{base_url}/iterations", json=stack.minimal_body(), timeout=30).json()["id"]
     # Kill it while iteration 0 trains: samples and scores are on disk, the checkpoint is not.
     stack.wait(
@@ -20,7 +21,7 @@ def test_killed_orchestrator_resumes_the_run(stack, tmp_path: Path) -> None:
     )
     first.kill()
 
-    second, base_url = stack.start_orchestrator(tmp_path, name="orchestrator-b")
+    second, base_url = stack.start_orchestrator(tmp_path, name="orchestrator-b", database_url=run_store_url)
     view = stack.wait(base_url, run_id, {"succeeded", "failed", "cancelled"})
     assert view["status"] == "succeeded", view["error"]
     assert [it["index"] for it in view["iterations"]] == [0, 1]
