@@ -23,7 +23,11 @@ _SUSPECT = re.compile(rb"NaN|Infinity|\d[eE]|\d{300}|\\u[dD][89a-fA-F]", re.ASCI
 
 class JSONValuesCheck:
     """ASGI middleware: a JSON request body with a non-finite number or a lone surrogate gets 422
-    naming the field, before the app parses it. Other bodies are replayed to the app unchanged."""
+    naming the field, before the app parses it.
+
+    The body is checked when the app asks for it, not before: a route that answers without reading
+    its body (a 404, a 401) still does, and a trickling body is bounded by the read-time limit outside
+    this middleware exactly as without it. The app gets the whole body in one message."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -32,27 +36,40 @@ class JSONValuesCheck:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or not _is_json(scope):
             await self.app(scope, receive, send)
             return
-        messages: list[Message] = []
-        body = bytearray()
-        while True:  # the size and read-time limits outside this middleware bound this loop
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                break
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        bad = _check(bytes(body))
-        if bad is not None:
-            await _refuse(send, *bad)
-            return
-        replay = iter(messages)
+        body_read = False
+        refused = False
 
-        async def replayed_receive() -> Message:
-            message = next(replay, None)
-            return message if message is not None else await receive()
+        async def checked_receive() -> Message:
+            nonlocal body_read, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            if body_read:  # after the body: disconnect watchers and the like read the connection
+                return await receive()
+            body = bytearray()
+            while True:  # the size and read-time limits outside this middleware bound this loop
+                message = await receive()
+                if message["type"] != "http.request":
+                    return message  # the client left mid-body: the app sees it as usual
+                body += message.get("body", b"")
+                if not message.get("more_body", False):
+                    break
+            body_read = True
+            bad = _check(bytes(body))
+            if bad is not None:
+                refused = True
+                await _refuse(send, *bad)
+                return {"type": "http.disconnect"}  # the app stops; what it sends is dropped below
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
 
-        await self.app(scope, replayed_receive, send)
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, checked_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 def _is_json(scope: Scope) -> bool:

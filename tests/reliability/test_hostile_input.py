@@ -444,20 +444,26 @@ def test_health_answers_at_once_behind_many_plot_renders(
     assert created.status_code == 202, created.text
     plot = f"{created.headers['Location']}/metrics.png"
     with ThreadPoolExecutor(max_workers=60) as pool:
-        renders = [pool.submit(httpx.get, plot, headers=AUTH, timeout=60) for _ in range(60)]
-        time.sleep(0.3)  # the renders hold the route thread pool now
+        renders = [pool.submit(httpx.get, plot, headers=AUTH, timeout=120) for _ in range(60)]
+        time.sleep(1.0)  # the renders hold the route thread pool (40 threads) now, 20 more queued
+        done_before = sum(future.done() for future in renders)
         started = time.monotonic()
-        health = httpx.get(stack.orchestrator_url + "/health", timeout=30)
+        health = httpx.get(stack.orchestrator_url + "/health", timeout=60)
         waited = time.monotonic() - started
+        done_while_waiting = sum(future.done() for future in renders) - done_before
         statuses = {future.result().status_code for future in renders}
     httpx.post(f"{created.headers['Location']}/cancel", headers=AUTH, timeout=10)
     assert health.status_code == 200 and statuses == {200}
-    assert waited < 1.5, f"/health took {waited:.2f} s behind 60 plot renders"
+    # On the shared pool the probe queued behind the waiting renders: 9 of them finished while it waited
+    # (3.3 s) here. Off it, it answers at once (0.05 s, none finished meanwhile).
+    assert done_while_waiting <= 3, f"{done_while_waiting} renders finished while /health waited"
+    assert waited < 5.0, f"/health took {waited:.2f} s behind 60 plot renders"
     reliability_log(
         "fault",
         "60 concurrent metrics.png renders and a health probe",
         "60 threads GET a run's metrics.png, then GET /health",
-        f"/health answered 200 in {waited:.2f} s; all renders answered 200",
+        f"/health answered 200 in {waited:.2f} s, {done_while_waiting} renders finishing meanwhile; all "
+        "60 renders answered 200",
         requests=61,
     )
 
