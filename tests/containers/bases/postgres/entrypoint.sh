@@ -1,0 +1,34 @@
+#!/bin/sh
+# The official image's contract, cut down: on an empty PGDATA, initdb with POSTGRES_USER as the
+# superuser and POSTGRES_PASSWORD (scram-sha-256 over TCP), create POSTGRES_DB, listen on all
+# addresses; then run the server as the postgres user.
+set -e
+if [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
+if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown -R postgres:postgres "$PGDATA" /var/run/postgresql
+    chmod 0700 "$PGDATA"
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
+fi
+if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set (as the official image requires)}"
+    user="${POSTGRES_USER:-postgres}"
+    db="${POSTGRES_DB:-$user}"
+    pwfile="$(mktemp)"
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    initdb --username="$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
+        --encoding=UTF8 -D "$PGDATA" > /dev/null
+    rm -f "$pwfile"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+    if [ "$db" != postgres ]; then
+        # A temporary server on the socket only (as the official image does), so nothing connects
+        # over TCP before initialisation is over.
+        pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start > /dev/null
+        psql -v ON_ERROR_STOP=1 --username="$user" --dbname=postgres -q \
+            -c "CREATE DATABASE \"$db\" OWNER \"$user\""
+        pg_ctl -D "$PGDATA" -m fast -w stop > /dev/null
+    fi
+    echo "database initialised: user $user, database $db"
+fi
+exec "$@"
