@@ -64,8 +64,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run(cmd: list[str], *, check: bool = True, capture: bool = False, timeout: float | None = None,
-        **kw) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], *, check: bool = True, capture: bool = False, timeout: float | None = None, **kw
+) -> subprocess.CompletedProcess:
     kw.setdefault("env", ENV)
     if capture:
         kw.setdefault("stdout", subprocess.PIPE)
@@ -89,7 +90,11 @@ def compose_bin() -> str:
 
     spec = importlib.util.find_spec("compose")
     cands = [os.environ.get("DOCKER_COMPOSE", "")]
-    cands += [os.path.join(loc, "docker-compose") for loc in (spec.submodule_search_locations or [])] if spec else []
+    cands += (
+        [os.path.join(loc, "docker-compose") for loc in (spec.submodule_search_locations or [])]
+        if spec
+        else []
+    )
     cands += [shutil.which("docker-compose") or ""]
     for cand in cands:
         if cand and os.access(cand, os.X_OK):
@@ -133,14 +138,23 @@ def start_daemon() -> None:
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found: apt-get install docker.io debootstrap")
     WORK.mkdir(parents=True, exist_ok=True)
-    logf = open(WORK / "dockerd.log", "ab")
+    logf = open(WORK / "dockerd.log", "ab")  # noqa: SIM115 (the daemon keeps it)
     cmd = [
-        "dockerd", "--exec-opt", "native.cgroupdriver=cgroupfs",
-        "--data-root", str(WORK / "data"), "--exec-root", str(WORK / "exec"),
-        "--host", f"unix://{SOCK}", "--pidfile", str(PIDFILE),
+        "dockerd",
+        "--exec-opt",
+        "native.cgroupdriver=cgroupfs",
+        "--data-root",
+        str(WORK / "data"),
+        "--exec-root",
+        str(WORK / "exec"),
+        "--host",
+        f"unix://{SOCK}",
+        "--pidfile",
+        str(PIDFILE),
         # Its own default bridge, so a host dockerd's docker0 is never touched (builds use the host
         # network, compose its own networks).
-        "--bridge", "none",
+        "--bridge",
+        "none",
     ]
     subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
     for _ in range(120):
@@ -189,8 +203,9 @@ def build_bases() -> None:
         with Timer("base: debootstrap bookworm minbase + import"):
             root = Path(tempfile.mkdtemp(prefix="rootfs-", dir=WORK))
             try:
-                run(["debootstrap", "--variant=minbase", "bookworm", str(root), debian_mirror()],
-                    capture=True)
+                run(
+                    ["debootstrap", "--variant=minbase", "bookworm", str(root), debian_mirror()], capture=True
+                )
                 tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
                 run(["docker", "import", "-", BASE_TAG], stdin=tar.stdout, capture=True)
                 tar.wait()
@@ -219,7 +234,9 @@ def cpu_wheel() -> str:
         return str(have[-1].relative_to(REPO))
     dirs = [d for d in re.split(r"[\s]+", os.environ.get("PIP_FIND_LINKS", "")) if d] + ["/opt/wheels"]
     with contextlib.suppress(Exception):
-        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+        ).stdout
         dirs += re.findall(r"find-links='([^']+)'", out)
     for d in dirs:
         found = sorted(glob.glob(os.path.join(d, "torch-*+cpu-cp311-*.whl")))
@@ -238,8 +255,22 @@ def build_images() -> None:
         tag = f"raftflow/{target}:{IMAGE_TAG}"
         t0 = time.monotonic()
         with Timer(f"image {target}"):
-            docker("build", "--network", "host", "-f", "docker/Dockerfile", "--target", target,
-                   "--build-arg", f"TORCH_WHEEL={wheel}", "-t", tag, ".", cwd=REPO, capture=True)
+            docker(
+                "build",
+                "--network",
+                "host",
+                "-f",
+                "docker/Dockerfile",
+                "--target",
+                target,
+                "--build-arg",
+                f"TORCH_WHEEL={wheel}",
+                "-t",
+                tag,
+                ".",
+                cwd=REPO,
+                capture=True,
+            )
         dt = time.monotonic() - t0
         size = int(docker("image", "inspect", "-f", "{{.Size}}", tag, capture=True).stdout.strip())
         SIZES.append((tag, f"{size / 1e6:.0f} MB", dt))
@@ -247,10 +278,18 @@ def build_images() -> None:
         size = int(docker("image", "inspect", "-f", "{{.Size}}", tag, capture=True).stdout.strip())
         SIZES.append((tag + " (stand-in)", f"{size / 1e6:.0f} MB", 0.0))
     # The orchestrator runs no model: no CUDA library may be in it.
-    out = docker("run", "--rm", "--entrypoint", "sh", f"raftflow/orchestrator:{IMAGE_TAG}", "-c",
-                 "find / -xdev \\( -name 'libcudart*' -o -name 'libcublas*' -o -name 'libnccl*' -o -path '*/nvidia/*' \\) "
-                 "2>/dev/null | head -5; python -c 'import torch; print(torch.__version__, torch.version.cuda)'",
-                 capture=True).stdout
+    out = docker(
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        f"raftflow/orchestrator:{IMAGE_TAG}",
+        "-c",
+        "find / -xdev \\( -name 'libcudart*' -o -name 'libcublas*' -o -name 'libnccl*' "
+        "-o -path '*/nvidia/*' \\) "
+        "2>/dev/null | head -5; python -c 'import torch; print(torch.__version__, torch.version.cuda)'",
+        capture=True,
+    ).stdout
     log(f"orchestrator image CUDA check: {out.strip()}")
     if "libcu" in out or "nvidia" in out or not out.strip().endswith("None"):
         raise SystemExit(f"the orchestrator image carries CUDA: {out}")
@@ -266,7 +305,9 @@ def report() -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", nargs="?", default="all", choices=["all", "images", "daemon", "stop"])
     parser.add_argument("--keep", action="store_true", help="leave the stack and the daemon running")
     args = parser.parse_args()
@@ -308,12 +349,34 @@ FINAL = ("succeeded", "failed", "cancelled")
 
 def compose(*args: str, **kw) -> subprocess.CompletedProcess:
     files = [a for f in COMPOSE_FILES for a in ("-f", f)]
-    return run([compose_bin(), "--project-directory", str(REPO), "--env-file", str(ENV_FILE), "-p", PROJECT,
-                *files, *args], cwd=REPO, **kw)
+    return run(
+        [
+            compose_bin(),
+            "--project-directory",
+            str(REPO),
+            "--env-file",
+            str(ENV_FILE),
+            "-p",
+            PROJECT,
+            *files,
+            *args,
+        ],
+        cwd=REPO,
+        **kw,
+    )
+
+
+def ps() -> list[dict]:
+    out = compose("ps", "-a", "--format", "json", capture=True, stderr=subprocess.PIPE).stdout.strip()
+    return (
+        json.loads(out)
+        if out.startswith("[")
+        else [json.loads(line) for line in out.splitlines() if line.strip()]
+    )
 
 
 def container(service: str) -> str:
-    return compose("ps", "-a", "-q", service, capture=True).stdout.strip()
+    return compose("ps", "-a", "-q", service, capture=True, stderr=subprocess.PIPE).stdout.strip()
 
 
 def prepare_stack() -> str:
@@ -337,12 +400,33 @@ def prepare_stack() -> str:
     models = WORK / "tiny-models"
     if not (models / "policy" / "config.json").exists():
         with Timer("tiny models (raftflow models init)"):
-            run([str(Path(sys.executable).parent / "raftflow"), "models", "init", "--out", str(models)], capture=True)
+            run(
+                [str(Path(sys.executable).parent / "raftflow"), "models", "init", "--out", str(models)],
+                capture=True,
+            )
     prompts = STACK / "datasets"
     prompts.mkdir(exist_ok=True)
-    topics = ["the sea", "a cat", "winter", "the moon", "bread", "a river", "old friends", "rain",
-              "a small town", "music", "the desert", "a garden", "trains", "the night sky", "coffee", "snow"]
-    (prompts / "prompts.jsonl").write_text("".join(json.dumps({"prompt": f"Tell me about {t}."}) + "\n" for t in topics))
+    topics = [
+        "the sea",
+        "a cat",
+        "winter",
+        "the moon",
+        "bread",
+        "a river",
+        "old friends",
+        "rain",
+        "a small town",
+        "music",
+        "the desert",
+        "a garden",
+        "trains",
+        "the night sky",
+        "coffee",
+        "snow",
+    ]
+    (prompts / "prompts.jsonl").write_text(
+        "".join(json.dumps({"prompt": f"Tell me about {t}."}) + "\n" for t in topics)
+    )
     return token
 
 
@@ -351,8 +435,14 @@ class Api:
         self.base = f"http://127.0.0.1:{PORT}"
         self.token = token
 
-    def call(self, method: str, path: str, body: dict | None = None, token: str | None = "default",
-             base: str | None = None) -> tuple[int, bytes]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        token: str | None = "default",
+        base: str | None = None,
+    ) -> tuple[int, bytes]:
         headers = {"content-type": "application/json"}
         token = self.token if token == "default" else token
         if token:
@@ -403,10 +493,14 @@ class Api:
                 if until(view):
                     return view
                 if view["status"] in FINAL:
-                    raise AssertionError(f"run {run_id} ended {view['status']} before {what}: {view.get('error')}")
+                    raise AssertionError(
+                        f"run {run_id} ended {view['status']} before {what}: {view.get('error')}"
+                    )
             time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last view: "
-                             f"{json.dumps(last)[:1500] if last else None}\n{tail_logs()}")
+        raise AssertionError(
+            f"timed out after {timeout:.0f} s waiting for {what}; last view: "
+            f"{json.dumps(last)[:1500] if last else None}\n{tail_logs()}"
+        )
 
     def finished(self, run_id: str, timeout: float = 900) -> dict:
         return self.wait(run_id, lambda v: v["status"] in FINAL, timeout, f"run {run_id} to finish")
@@ -419,8 +513,13 @@ def tail_logs() -> str:
 def in_training(index: int, min_done: int = 1):
     def check(view: dict) -> bool:
         progress = view.get("progress") or {}
-        return (view.get("current_iteration") == index and view.get("stage") == "train"
-                and progress.get("stage") == "train" and (progress.get("done") or 0) >= min_done)
+        return (
+            view.get("current_iteration") == index
+            and view.get("stage") == "train"
+            and progress.get("stage") == "train"
+            and (progress.get("done") or 0) >= min_done
+        )
+
     return check
 
 
@@ -433,8 +532,9 @@ def exec_py(service: str, code: str) -> str:
 
 
 def ledger(job_id: str) -> dict[str, int]:
-    out = compose("exec", "-T", "redis", "redis-cli", "--raw", "hgetall", f"raftflow:trainer:job:{job_id}",
-                  capture=True).stdout.split()
+    out = compose(
+        "exec", "-T", "redis", "redis-cli", "--raw", "hgetall", f"raftflow:trainer:job:{job_id}", capture=True
+    ).stdout.split()
     return {k: int(float(v)) for k, v in zip(out[::2], out[1::2], strict=False) if k != "submitted"}
 
 
@@ -466,24 +566,38 @@ def stack_test(keep: bool) -> None:
             compose("cp", str(STACK / "datasets"), "orchestrator:/data/datasets", capture=True)
         with Timer("stack: up until every service is healthy"):
             compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "600", capture=True)
-        states = json.loads("[" + ",".join(compose("ps", "--format", "json", capture=True).stdout.split("\n")[:-1]) + "]") \
-            if not compose("ps", "--format", "json", capture=True).stdout.strip().startswith("[") \
-            else json.loads(compose("ps", "--format", "json", capture=True).stdout)
+        states = ps()
         health = {c["Service"]: c.get("Health") or c.get("State") for c in states}
         log(f"services: {health}")
-        assert set(health) == {"redis", "postgres", "generator", "rewarder", "trainer", "orchestrator"}, health
+        assert set(health) == {"redis", "postgres", "generator", "rewarder", "trainer", "orchestrator"}, (
+            health
+        )
         assert all(h == "healthy" for h in health.values()), health
 
         # 401 without the token on every published port (only the orchestrator's by default).
-        published = sorted({(p["URL"], p["PublishedPort"]) for c in states for p in (c.get("Publishers") or [])
-                            if p.get("PublishedPort")})
+        published = sorted(
+            {
+                (p["URL"], p["PublishedPort"])
+                for c in states
+                for p in (c.get("Publishers") or [])
+                if p.get("PublishedPort")
+            }
+        )
         assert published, "no published port"
         for url, port in published:
             host = "127.0.0.1" if url in ("0.0.0.0", "") else url
             for method, path in (("GET", "/iterations"), ("POST", "/iterations")):
-                code, _ = api.call(method, path, {} if method == "POST" else None, token=None, base=f"http://{host}:{port}")
+                code, _ = api.call(
+                    method, path, {} if method == "POST" else None, token=None, base=f"http://{host}:{port}"
+                )
                 assert code == 401, f"{method} {path} on {host}:{port} without the token: {code}"
-                code, _ = api.call(method, path, {} if method == "POST" else None, token="wrong", base=f"http://{host}:{port}")
+                code, _ = api.call(
+                    method,
+                    path,
+                    {} if method == "POST" else None,
+                    token="wrong",
+                    base=f"http://{host}:{port}",
+                )
                 assert code == 401, f"{method} {path} on {host}:{port} with a wrong token: {code}"
         log(f"401 without/with a wrong token on every published port: {published}")
 
@@ -493,10 +607,15 @@ def stack_test(keep: bool) -> None:
             view = api.finished(run_id)
         check_succeeded(api, run_id, view, "undisturbed run")
         last = view["iterations"][-1]["checkpoint"]
-        served = exec_py("orchestrator", (
-            "import json, urllib.request; t = open('/run/secrets/api_token').read().strip(); "
-            "r = urllib.request.Request('http://generator:8001/health', headers={'Authorization': 'Bearer ' + t}); "
-            "print(json.load(urllib.request.urlopen(r, timeout=10))['model'])"))
+        served = exec_py(
+            "orchestrator",
+            (
+                "import json, urllib.request; t = open('/run/secrets/api_token').read().strip(); "
+                "r = urllib.request.Request('http://generator:8001/health', "
+                "headers={'Authorization': 'Bearer ' + t}); "
+                "print(json.load(urllib.request.urlopen(r, timeout=10))['model'])"
+            ),
+        )
         assert served == last, f"the generator serves {served!r}, not the last checkpoint {last!r}"
         code, page = api.call("GET", "/dashboard/", token=None)
         assert code == 200 and b"<html" in page.lower(), (code, page[:200])
@@ -507,7 +626,9 @@ def stack_test(keep: bool) -> None:
 
         # -- trainer container killed mid-training, then started again -----------------------------
         with Timer("fault: docker kill trainer mid-training, start it"):
-            run_id = api.submit(training={"max_steps": 300, "per_device_batch_size": 2, "learning_rate": 1e-3})
+            run_id = api.submit(
+                training={"max_steps": 300, "per_device_batch_size": 2, "learning_rate": 1e-3}
+            )
             api.wait(run_id, in_training(0, 5), 600, "iteration 0 mid-training")
             docker("kill", container("trainer"), capture=True)
             time.sleep(2)
@@ -520,7 +641,9 @@ def stack_test(keep: bool) -> None:
 
         # -- orchestrator restarted mid-run: the run resumes from PostgreSQL --------------------------
         with Timer("fault: docker compose restart orchestrator mid-run"):
-            run_id = api.submit(training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3})
+            run_id = api.submit(
+                training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3}
+            )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             compose("restart", "orchestrator", capture=True)
             view = api.finished(run_id)
@@ -529,7 +652,9 @@ def stack_test(keep: bool) -> None:
 
         # -- Redis SIGKILLed mid-training: completes, or fails naming the lost job; never hangs -------
         with Timer("fault: docker kill -s KILL redis mid-training, start it"):
-            run_id = api.submit(training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3})
+            run_id = api.submit(
+                training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3}
+            )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             docker("kill", "-s", "KILL", container("redis"), capture=True)
             time.sleep(2)
