@@ -560,8 +560,11 @@ def stack_test(keep: bool) -> None:
     try:
         with Timer("stack: create, copy models and prompts in"):
             compose("create", "--no-build", capture=True)
-            # docs/deployment.md: files go into the data volume with `docker compose cp` (root-owned
-            # there, readable by the services' uid 10001).
+            # docs/deployment.md: files go into the data volume with `docker compose cp`; they land
+            # root-owned with their modes kept, and save_pretrained writes model.safetensors 0600,
+            # so they are made readable to the services' uid 10001 first.
+            for path in (WORK / "tiny-models", STACK / "datasets"):
+                run(["chmod", "-R", "a+rX", str(path)])
             compose("cp", str(WORK / "tiny-models"), f"orchestrator:{MODELS}", capture=True)
             compose("cp", str(STACK / "datasets"), "orchestrator:/data/datasets", capture=True)
         with Timer("stack: up until every service is healthy"):
@@ -616,7 +619,8 @@ def stack_test(keep: bool) -> None:
                 "print(json.load(urllib.request.urlopen(r, timeout=10))['model'])"
             ),
         )
-        assert served == last, f"the generator serves {served!r}, not the last checkpoint {last!r}"
+        # The generator names its model `<path>@<content version>`.
+        assert served.split("@")[0] == last, f"the generator serves {served!r}, not the last checkpoint {last!r}"
         code, page = api.call("GET", "/dashboard/", token=None)
         assert code == 200 and b"<html" in page.lower(), (code, page[:200])
         for asset in re.findall(rb'(?:src|href)="([^":]+\.(?:js|css))"', page):
@@ -627,7 +631,7 @@ def stack_test(keep: bool) -> None:
         # -- trainer container killed mid-training, then started again -----------------------------
         with Timer("fault: docker kill trainer mid-training, start it"):
             run_id = api.submit(
-                training={"max_steps": 300, "per_device_batch_size": 2, "learning_rate": 1e-3}
+                training={"max_steps": 120, "per_device_batch_size": 2, "learning_rate": 1e-3}
             )
             api.wait(run_id, in_training(0, 5), 600, "iteration 0 mid-training")
             docker("kill", container("trainer"), capture=True)
@@ -642,7 +646,7 @@ def stack_test(keep: bool) -> None:
         # -- orchestrator restarted mid-run: the run resumes from PostgreSQL --------------------------
         with Timer("fault: docker compose restart orchestrator mid-run"):
             run_id = api.submit(
-                training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3}
+                training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3}
             )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             compose("restart", "orchestrator", capture=True)
@@ -653,7 +657,7 @@ def stack_test(keep: bool) -> None:
         # -- Redis SIGKILLed mid-training: completes, or fails naming the lost job; never hangs -------
         with Timer("fault: docker kill -s KILL redis mid-training, start it"):
             run_id = api.submit(
-                training={"max_steps": 150, "per_device_batch_size": 2, "learning_rate": 1e-3}
+                training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3}
             )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             docker("kill", "-s", "KILL", container("redis"), capture=True)
