@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import re
@@ -212,7 +213,23 @@ def build_bases() -> None:
             finally:
                 shutil.rmtree(root, ignore_errors=True)
     for tag, folder in STANDINS.items():
-        if image_exists(tag):
+        # Rebuilt when its folder changes: the label holds a hash of the files.
+        digest = hashlib.sha256()
+        for path in sorted((HERE / "bases" / folder).rglob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        label = digest.hexdigest()[:16]
+        have = docker(
+            "image",
+            "inspect",
+            "-f",
+            '{{ index .Config.Labels "raftflow.standin" }}',
+            tag,
+            check=False,
+            capture=True,
+            stderr=subprocess.DEVNULL,
+        )
+        if have.returncode == 0 and have.stdout.strip() == label:
             log(f"stand-in {tag}: cached")
             continue
         with Timer(f"stand-in {tag}"), tempfile.TemporaryDirectory(dir=WORK) as ctx:
@@ -222,7 +239,17 @@ def build_bases() -> None:
             (Path(ctx) / "extra-ca").mkdir()
             for crt in glob.glob("/usr/local/share/ca-certificates/**/*.crt", recursive=True):
                 shutil.copy(crt, Path(ctx) / "extra-ca" / Path(crt).name)
-            docker("build", "--network", "host", "-t", tag, ctx, capture=True)
+            docker(
+                "build",
+                "--network",
+                "host",
+                "--label",
+                f"raftflow.standin={label}",
+                "-t",
+                tag,
+                ctx,
+                capture=True,
+            )
 
 
 def cpu_wheel() -> str:
@@ -620,7 +647,9 @@ def stack_test(keep: bool) -> None:
             ),
         )
         # The generator names its model `<path>@<content version>`.
-        assert served.split("@")[0] == last, f"the generator serves {served!r}, not the last checkpoint {last!r}"
+        assert served.split("@")[0] == last, (
+            f"the generator serves {served!r}, not the last checkpoint {last!r}"
+        )
         code, page = api.call("GET", "/dashboard/", token=None)
         assert code == 200 and b"<html" in page.lower(), (code, page[:200])
         for asset in re.findall(rb'(?:src|href)="([^":]+\.(?:js|css))"', page):
@@ -645,20 +674,20 @@ def stack_test(keep: bool) -> None:
 
         # -- orchestrator restarted mid-run: the run resumes from PostgreSQL --------------------------
         with Timer("fault: docker compose restart orchestrator mid-run"):
-            run_id = api.submit(
-                training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3}
-            )
+            run_id = api.submit(training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3})
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             compose("restart", "orchestrator", capture=True)
             view = api.finished(run_id)
         check_succeeded(api, run_id, view, "orchestrator restarted")
-        log(f"orchestrator restarted: run {run_id} resumed and succeeded")
+        logs = compose("logs", "--no-color", "orchestrator", capture=True).stdout
+        assert f"resuming run {run_id}" in logs, "the restarted orchestrator did not resume the run"
+        jobs = {f"{run_id}-iter{i:03d}": ledger(f"{run_id}-iter{i:03d}") for i in range(2)}
+        assert all(j.get("completions") == 1 for j in jobs.values()), jobs
+        log(f"orchestrator restarted: run {run_id} resumed from PostgreSQL and succeeded, jobs: {jobs}")
 
         # -- Redis SIGKILLed mid-training: completes, or fails naming the lost job; never hangs -------
         with Timer("fault: docker kill -s KILL redis mid-training, start it"):
-            run_id = api.submit(
-                training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3}
-            )
+            run_id = api.submit(training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3})
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             docker("kill", "-s", "KILL", container("redis"), capture=True)
             time.sleep(2)

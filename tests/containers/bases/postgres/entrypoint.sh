@@ -10,6 +10,13 @@ if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
     chmod 0700 "$PGDATA"
     exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
 fi
+if [ "$1" = postgres ] && ! id -un > /dev/null 2>&1; then
+    # An arbitrary uid (Kubernetes' runAsUser) has no passwd entry, and initdb needs one.
+    export NSS_WRAPPER_PASSWD="$(mktemp)" NSS_WRAPPER_GROUP="$(mktemp)"
+    echo "postgres:x:$(id -u):$(id -g):PostgreSQL:$PGDATA:/bin/false" > "$NSS_WRAPPER_PASSWD"
+    echo "postgres:x:$(id -g):" > "$NSS_WRAPPER_GROUP"
+    export LD_PRELOAD="$(ls /usr/lib/*/libnss_wrapper.so)"
+fi
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set (as the official image requires)}"
     user="${POSTGRES_USER:-postgres}"
