@@ -177,6 +177,11 @@ def stop_daemon() -> None:
         time.sleep(0.5)
     else:
         os.kill(pid, signal.SIGKILL)
+    # What the daemon leaves mounted under its own folders (its network namespace file).
+    for line in reversed(Path("/proc/mounts").read_text().splitlines()):
+        target = line.split()[1]
+        if target.startswith(str(WORK) + "/"):
+            subprocess.run(["umount", target], check=False)
     log(f"dockerd (pid {pid}) stopped")
 
 
