@@ -340,7 +340,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "images", "daemon", "stop"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "images", "k8s", "daemon", "stop"])
     parser.add_argument("--keep", action="store_true", help="leave the stack and the daemon running")
     args = parser.parse_args()
     if args.what == "stop":
@@ -357,6 +357,10 @@ def main() -> int:
         build_images()
         if args.what == "all":
             stack_test(keep=args.keep)
+        if args.what == "k8s":
+            prepare_stack()
+            with Timer("Kubernetes manifests: containers and probes"):
+                k8s_check()
         ok = True
     finally:
         TIMES.append(("total", time.monotonic() - t0))
@@ -711,6 +715,210 @@ def stack_test(keep: bool) -> None:
         if not keep:
             with Timer("stack: down -v"):
                 compose("down", "-v", "--remove-orphans", check=False, capture=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Kubernetes manifests: each container run from the built image as the manifest says
+
+
+def k8s_check() -> None:
+    """Each container of k8s/overlays/with-postgres run with the manifest's command, args, env
+    (ConfigMaps, a generated Secret), user and groups (runAsUser/runAsGroup/fsGroup), read-only root
+    filesystem, dropped capabilities, emptyDirs (tmpfs), Secret files (defaultMode, group fsGroup) and
+    claims (volumes made group-writable for fsGroup, as the kubelet does); Services become network
+    aliases. Then every probe (startup, readiness, liveness; httpGet on the named port, or exec) must
+    pass. Not Kubernetes: no scheduler, no GPU, no NetworkPolicy; the model ConfigMaps name 3B hub
+    models, replaced here by the tiny offline ones (no network)."""
+    sys.path.insert(0, str(REPO))
+    from tests.deploy import deploylib as lib
+
+    objects = lib.render_kustomization(lib.K8S_DIR / "overlays" / "with-postgres")
+    config_maps = {
+        o["metadata"]["name"]: dict(o.get("data") or {}) for o in objects if o["kind"] == "ConfigMap"
+    }
+    for data in config_maps.values():
+        if "GENERATOR_MODEL" in data:
+            data["GENERATOR_MODEL"] = f"{MODELS}/policy"
+        if "REWARDER_MODEL" in data:
+            data["REWARDER_MODEL"] = f"{MODELS}/reward"
+        if "HF_HUB_OFFLINE" in data:
+            data["HF_HUB_OFFLINE"] = "1"
+    password = secrets.token_urlsafe(24)
+    secret = {
+        "api-token": secrets.token_urlsafe(32),
+        "postgres-password": password,
+        "database-url": f"postgresql+psycopg://raftflow:{password}@postgres:5432/raftflow",
+    }
+    net = "raftflow-k8s-check"
+    root = WORK / "k8s-check"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    names: list[str] = []
+    claims: set[str] = set()
+    order = {"postgres": 0, "redis": 1, "generator": 2, "rewarder": 3, "trainer": 4, "orchestrator": 5}
+    workloads = sorted(lib.workloads(objects), key=lambda w: order.get(w["metadata"]["name"], 9))
+    docker("network", "create", net, capture=True, check=False)
+    results: list[str] = []
+    try:
+        for w in workloads:
+            pod = w["spec"]["template"]["spec"]
+            pod_sc = pod.get("securityContext") or {}
+            volumes = {v["name"]: v for v in pod.get("volumes") or []}
+            for t in w["spec"].get("volumeClaimTemplates") or []:
+                volumes[t["metadata"]["name"]] = {
+                    "name": t["metadata"]["name"],
+                    "claim": t["metadata"]["name"],
+                }
+            for c in pod["containers"]:
+                sc = {**pod_sc, **(c.get("securityContext") or {})}
+                name = f"k8s-{w['metadata']['name']}"
+                cmd = [
+                    "run",
+                    "-d",
+                    "--name",
+                    name,
+                    "--network",
+                    net,
+                    "--network-alias",
+                    w["metadata"]["name"],
+                ]
+                uid, gid, fs_group = sc.get("runAsUser"), sc.get("runAsGroup"), sc.get("fsGroup")
+                if uid is not None:
+                    cmd += ["--user", f"{uid}:{gid if gid is not None else uid}"]
+                if fs_group is not None:
+                    cmd += ["--group-add", str(fs_group)]
+                if sc.get("readOnlyRootFilesystem"):
+                    cmd.append("--read-only")
+                if "ALL" in ((sc.get("capabilities") or {}).get("drop") or []):
+                    cmd += ["--cap-drop", "ALL"]
+                if sc.get("allowPrivilegeEscalation") is False:
+                    cmd += ["--security-opt", "no-new-privileges"]
+                env: dict[str, str] = {}
+                for ref in c.get("envFrom") or []:
+                    env.update(config_maps[ref["configMapRef"]["name"]])
+                for e in c.get("env") or []:
+                    if "value" in e:
+                        env[e["name"]] = str(e["value"])
+                    elif "secretKeyRef" in e.get("valueFrom", {}):
+                        env[e["name"]] = secret[e["valueFrom"]["secretKeyRef"]["key"]]
+                    elif "configMapKeyRef" in e.get("valueFrom", {}):
+                        ref = e["valueFrom"]["configMapKeyRef"]
+                        env[e["name"]] = config_maps[ref["name"]][ref["key"]]
+                for key, value in env.items():
+                    cmd += ["-e", f"{key}={value}"]
+                for mount in c.get("volumeMounts") or []:
+                    vol = volumes[mount["name"]]
+                    path = mount["mountPath"]
+                    if "emptyDir" in vol and path == "/dev/shm":
+                        cmd += ["--shm-size", "1g"]  # Docker mounts /dev/shm itself
+                    elif "emptyDir" in vol:
+                        cmd += ["--tmpfs", f"{path}:rw,exec,mode=1777"]
+                    elif "secret" in vol:
+                        folder = root / name / mount["name"]
+                        folder.mkdir(parents=True)
+                        mode = vol["secret"].get("defaultMode", 0o644)
+                        items = vol["secret"].get("items") or [{"key": k, "path": k} for k in secret]
+                        for item in items:
+                            f = folder / item["path"]
+                            f.write_text(secret[item["key"]])
+                            os.chown(f, 0, fs_group or 0)
+                            f.chmod(mode)
+                        cmd += ["-v", f"{folder}:{path}:ro"]
+                    else:
+                        claim = (vol.get("persistentVolumeClaim") or {}).get("claimName") or vol["claim"]
+                        volume = f"k8s-{claim}"
+                        if volume not in claims:
+                            claims.add(volume)
+                            # The kubelet's fsGroup: the volume's files group-owned and group-writable.
+                            setup = f"chgrp -R {fs_group or 0} /v && chmod -R g+rwX /v && chmod g+s /v"
+                            if claim == "raftflow-data":
+                                models = "mkdir -p /v/models /v/datasets && cp -r /src /v/models/tiny"
+                                setup = f"{models} && {setup}"
+                            docker(
+                                "run",
+                                "--rm",
+                                "--user",
+                                "0",
+                                "--entrypoint",
+                                "sh",
+                                "-v",
+                                f"{volume}:/v",
+                                "-v",
+                                f"{WORK / 'tiny-models'}:/src:ro",
+                                c["image"],
+                                "-c",
+                                setup,
+                                capture=True,
+                            )
+                        cmd += ["-v", f"{volume}:{path}"]
+                command = c.get("command") or []
+                if command:
+                    cmd += ["--entrypoint", command[0]]
+                cmd += [c["image"], *command[1:], *(c.get("args") or [])]
+                docker(*cmd, capture=True)
+                names.append(name)
+                results += k8s_probe(name, c, uid)
+        print("\n== Kubernetes manifests, each container run as its manifest says ==")
+        for line in results:
+            print("  " + line)
+    except BaseException:
+        for name in names:
+            out = docker("logs", "--tail", "15", name, check=False, capture=True).stdout
+            print(f"--- {name}\n{out}")
+        raise
+    finally:
+        for name in names:
+            docker("rm", "-f", "-v", name, check=False, capture=True)
+        for volume in claims:
+            docker("volume", "rm", volume, check=False, capture=True)
+        docker("network", "rm", net, check=False, capture=True)
+
+
+def k8s_probe(name: str, c: dict, uid: int | None) -> list[str]:
+    ports = {p.get("name"): p["containerPort"] for p in c.get("ports") or []}
+    ip = docker(
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        name,
+        capture=True,
+        stderr=subprocess.PIPE,
+    ).stdout.strip()
+    done = []
+    for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = c.get(kind)
+        if not probe:
+            continue
+        deadline = time.monotonic() + 300
+        while True:
+            state = docker("inspect", "-f", "{{.State.Status}}", name, capture=True, stderr=subprocess.PIPE)
+            if state.stdout.strip() != "running":
+                raise AssertionError(
+                    f"{name}: the container is {state.stdout.strip()} before its {kind} passed"
+                )
+            if "httpGet" in probe:
+                port = probe["httpGet"]["port"]
+                port = ports.get(port, port)
+                url = f"http://{ip}:{port}{probe['httpGet'].get('path', '/')}"
+                try:
+                    with urllib.request.urlopen(url, timeout=5) as resp:
+                        ok, what = resp.status < 400, f"GET {probe['httpGet'].get('path')} on :{port}"
+                except (OSError, urllib.error.URLError):
+                    ok, what = False, url
+            else:
+                command = probe["exec"]["command"]
+                ok = docker("exec", name, *command, check=False, capture=True).returncode == 0
+                what = " ".join(command)[:60]
+            if ok:
+                done.append(f"{kind} ({what})")
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name}: {kind} did not pass in 300 s: {what}")
+            time.sleep(2)
+    user = docker("exec", name, "sh", "-c", "id -u", check=False, capture=True).stdout.strip()
+    if uid is not None:
+        assert user == str(uid), f"{name}: runs as uid {user}, the manifest says {uid}"
+    return [f"{name}: uid {user}, ports {sorted(ports.values())}, passed: {', '.join(done)}"]
 
 
 if __name__ == "__main__":

@@ -4,6 +4,14 @@
 # addresses; then run the server as the postgres user.
 set -e
 if [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
+# VAR_FILE: the value read from that file (Docker and Kubernetes secrets), as the official image does.
+for var in POSTGRES_PASSWORD POSTGRES_USER POSTGRES_DB; do
+    file="$(eval echo "\${${var}_FILE:-}")"
+    if [ -n "$file" ]; then
+        export "$var=$(cat "$file")"
+        unset "${var}_FILE"
+    fi
+done
 if [ "$1" = postgres ] && [ "$(id -u)" = 0 ]; then
     mkdir -p "$PGDATA" /var/run/postgresql
     chown -R postgres:postgres "$PGDATA" /var/run/postgresql
@@ -18,6 +26,7 @@ if [ "$1" = postgres ] && ! id -un > /dev/null 2>&1; then
     export LD_PRELOAD="$(ls /usr/lib/*/libnss_wrapper.so)"
 fi
 if [ "$1" = postgres ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+    mkdir -p "$PGDATA" && chmod 0700 "$PGDATA"
     : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD must be set (as the official image requires)}"
     user="${POSTGRES_USER:-postgres}"
     db="${POSTGRES_DB:-$user}"
