@@ -539,7 +539,7 @@ class Api:
                     raise AssertionError(
                         f"run {run_id} ended {view['status']} before {what}: {view.get('error')}"
                     )
-            time.sleep(0.5)
+            time.sleep(0.2)
         raise AssertionError(
             f"timed out after {timeout:.0f} s waiting for {what}; last view: "
             f"{json.dumps(last)[:1500] if last else None}\n{tail_logs()}"
@@ -594,6 +594,20 @@ def check_succeeded(api: Api, run_id: str, view: dict, what: str) -> None:
     for name in names:
         files = compose("exec", "-T", "trainer", "ls", f"{ckpt_dir}/{name}", capture=True).stdout.split()
         assert "model.safetensors" in files and "config.json" in files, (what, name, files)
+
+
+def fault_training_steps(view: dict, seconds: float = 20.0) -> int:
+    """Steps that train for about ``seconds``, from an undisturbed run's train_runtime and steps."""
+    rates = []
+    for it in view["iterations"]:
+        metrics = it.get("metrics") or {}
+        runtime = next((v for k, v in metrics.items() if k.endswith("train_runtime")), None)
+        steps = next((v for k, v in metrics.items() if k.endswith("train_steps")), None)
+        if runtime and steps:
+            rates.append(steps / runtime)
+    if not rates:
+        return 120
+    return max(60, min(4000, int(seconds * max(rates))))
 
 
 def stack_test(keep: bool) -> None:
@@ -672,11 +686,15 @@ def stack_test(keep: bool) -> None:
             code, _ = api.call("GET", "/dashboard/" + asset.decode().lstrip("./"), token=None)
             assert code == 200, (asset, code)
         log(f"run {run_id}: succeeded, checkpoints in the volume, generator serves {served}, dashboard loads")
+        # The faults need a training window a poll can hit, whatever the machine's speed: about 20 s
+        # of training, from the undisturbed run's steps per second.
+        fault_steps = fault_training_steps(view)
+        log(f"fault runs train {fault_steps} steps per iteration")
 
         # -- trainer container killed mid-training, then started again -----------------------------
         with Timer("fault: docker kill trainer mid-training, start it"):
             run_id = api.submit(
-                training={"max_steps": 120, "per_device_batch_size": 2, "learning_rate": 1e-3}
+                training={"max_steps": fault_steps, "per_device_batch_size": 2, "learning_rate": 1e-3}
             )
             api.wait(run_id, in_training(0, 5), 600, "iteration 0 mid-training")
             docker("kill", container("trainer"), capture=True)
@@ -690,7 +708,9 @@ def stack_test(keep: bool) -> None:
 
         # -- orchestrator restarted mid-run: the run resumes from PostgreSQL --------------------------
         with Timer("fault: docker compose restart orchestrator mid-run"):
-            run_id = api.submit(training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3})
+            run_id = api.submit(
+                training={"max_steps": fault_steps, "per_device_batch_size": 2, "learning_rate": 1e-3}
+            )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             compose("restart", "orchestrator", capture=True)
             view = api.finished(run_id)
@@ -703,7 +723,9 @@ def stack_test(keep: bool) -> None:
 
         # -- Redis SIGKILLed mid-training: completes, or fails naming the lost job; never hangs -------
         with Timer("fault: docker kill -s KILL redis mid-training, start it"):
-            run_id = api.submit(training={"max_steps": 80, "per_device_batch_size": 2, "learning_rate": 1e-3})
+            run_id = api.submit(
+                training={"max_steps": fault_steps, "per_device_batch_size": 2, "learning_rate": 1e-3}
+            )
             api.wait(run_id, in_training(0, 1), 600, "iteration 0 training")
             docker("kill", "-s", "KILL", container("redis"), capture=True)
             time.sleep(2)
