@@ -231,6 +231,9 @@ def dockerfile_problems(stages: list[lib.Stage], dockerignore: str) -> list[str]
             for source in shlex.split(args)[:-1]:
                 if source.startswith("--"):
                     continue
+                # `${ARG:-default}`: the default must be in the context (the arg's value is a file
+                # the build is told about, docker/wheels/ for TORCH_WHEEL).
+                source = re.sub(r"^\$\{\w+:-(.+)\}$", r"\1", source)
                 if source.rstrip("/") not in allowed:
                     problems.append(f"Dockerfile {stage.name}: COPY {source} is excluded by .dockerignore")
                 elif not (lib.REPO / source).exists():

@@ -50,6 +50,8 @@ SCANS = [
             "docker/compose.second-trainer.yml",
             "--file",
             "docker/compose.second-generator.yml",
+            "--file",
+            "docker/compose.cpu.yml",
         ],
     ),
 ]

@@ -118,3 +118,19 @@ def test_second_generator_override_adds_a_replica_the_orchestrator_reaches(tmp_p
     )
     hosts = [lib.url_host_port(url) for url in settings.generator_urls]
     assert hosts == [("generator", 8001), ("generator-2", 8001)]
+
+
+def test_cpu_override_drops_only_the_gpu_reservations(tmp_path: Path) -> None:
+    env = lib.compose_env_defaults()
+    override = lib.REPO / "docker" / "compose.cpu.yml"
+    gpu = config(tmp_path, env)["services"]
+    cpu = config(tmp_path, env, files=(lib.COMPOSE_FILE, override))["services"]
+    assert cpu.keys() == gpu.keys()
+    for name, service in cpu.items():
+        reservations = ((service.get("deploy") or {}).get("resources") or {}).get("reservations") or {}
+        devices = reservations.get("devices")
+        assert not devices, (name, devices)
+        # Everything else is the main file's.
+        assert {k: v for k, v in service.items() if k != "deploy"} == {
+            k: v for k, v in gpu[name].items() if k != "deploy"
+        }, name

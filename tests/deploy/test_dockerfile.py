@@ -1,7 +1,8 @@
 """docker/Dockerfile and .dockerignore: what each image runs, exposes and checks matches the code.
 
-No Docker engine here, so nothing is built: the file is parsed (continuations, stages, ENV/USER/
-EXPOSE/HEALTHCHECK/ENTRYPOINT inheritance) and checked against the services' settings and apps.
+No Docker engine needed (tests/containers/ builds the images): the file is parsed (continuations,
+stages, ENV/USER/EXPOSE/HEALTHCHECK/ENTRYPOINT inheritance) and checked against the services' settings
+and apps.
 hadolint (a real Dockerfile parser and linter) runs in test_security_scan.py when installed.
 """
 
