@@ -10,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from raftflow.schemas.jobs import Tracker
-from raftflow.settings import CommonSettings
+from raftflow.settings import CommonSettings, read_token
 
 
 class OrchestratorSettings(CommonSettings):
@@ -111,11 +111,7 @@ class OrchestratorSettings(CommonSettings):
 
     def outbound_token(self) -> str | None:
         """The token sent to the services: ORCHESTRATOR_SERVICE_TOKEN(_FILE), else the API token."""
-        if self.service_token:
-            return self.service_token
-        if self.service_token_file is not None:
-            return self.service_token_file.read_text().strip() or None
-        return self.resolved_api_token()
+        return read_token(self.service_token, self.service_token_file) or self.resolved_api_token()
 
     def allowed_roots(self) -> list[Path]:
         """Where run paths may point: the configured roots plus ARTIFACTS_DIR (runs read their own

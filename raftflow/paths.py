@@ -179,3 +179,11 @@ def confine_checkpoint_files(directory: str | Path, roots: Sequence[str | Path])
                 f"{tokenizer_config}: {key} {value!r} leads outside the checkpoint directory and the "
                 "allowed roots: refusing to read it"
             ) from None
+
+
+def confine_model_dir(path: str | Path, roots: Sequence[str | Path], *, hub_ids: bool) -> None:
+    """What loading the model directory ``path`` (already confined) reads must stay inside ``roots``
+    too: an adapter's base (:func:`confine_adapter_base`) and the files the directory leads to
+    (:func:`confine_checkpoint_files`). Raises :class:`PathNotAllowed`."""
+    confine_adapter_base(path, roots, hub_ids=hub_ids)
+    confine_checkpoint_files(path, roots)

@@ -27,6 +27,16 @@ def _env(name: str) -> str:
 log = logging.getLogger(__name__)
 
 
+def read_token(value: str | None, file: Path | None) -> str | None:
+    """A token setting and its ``_FILE`` form (a mounted secret): the value, else the file's content,
+    else None (an empty file counts as none)."""
+    if value:
+        return value
+    if file is not None:
+        return file.read_text().strip() or None
+    return None
+
+
 class AuthNotConfigured(RuntimeError):
     """An HTTP service was started with no API token and without auth explicitly turned off.
 
@@ -123,11 +133,7 @@ class CommonSettings(BaseSettings):
 
     def resolved_api_token(self) -> str | None:
         """The token in force: the explicit value, else the secret file's content, else None."""
-        if self.api_token:
-            return self.api_token
-        if self.api_token_file is not None:
-            return self.api_token_file.read_text().strip() or None
-        return None
+        return read_token(self.api_token, self.api_token_file)
 
     def service_api_token(self) -> str | None:
         """The token an HTTP service enforces. Raises :class:`AuthNotConfigured` when there is none

@@ -19,7 +19,7 @@ from typing import Any
 
 from celery.signals import worker_ready
 
-from raftflow.paths import PathNotAllowed, confine, confine_adapter_base, confine_checkpoint_files
+from raftflow.paths import PathNotAllowed, confine, confine_model_dir
 from raftflow.schemas.jobs import TrainingJob
 from services.trainer.settings import TrainerSettings, trainer_settings
 
@@ -49,8 +49,7 @@ def confine_job(job: TrainingJob, settings: TrainerSettings) -> TrainingJob:
         try:
             updates[field] = confine(value, settings.path_roots, hub_ids=hub_ids)
             if field == "model":  # a LoRA adapter's base model is loaded with it: the same rule
-                confine_adapter_base(updates[field], settings.path_roots, hub_ids=hub_ids)
-                confine_checkpoint_files(updates[field], settings.path_roots)  # symlinks, tokenizer files
+                confine_model_dir(updates[field], settings.path_roots, hub_ids=hub_ids)
         except PathNotAllowed as exc:
             raise JobPathNotAllowed(
                 f"job {job.job_id}: {field} {exc} (setting TRAINER_PATH_ROOTS); nothing was read or written"

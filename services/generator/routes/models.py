@@ -13,7 +13,7 @@ from typing import TypeVar
 from fastapi import APIRouter, HTTPException, status
 
 from raftflow.clients.errors import ComponentUnavailable
-from raftflow.paths import PathNotAllowed, confine_adapter_base, confine_checkpoint_files, resolve_inside
+from raftflow.paths import PathNotAllowed, confine_model_dir, resolve_inside
 from raftflow.schemas.errors import error_responses
 from raftflow.schemas.generation import (
     LoadRequest,
@@ -137,8 +137,7 @@ def _allowed(requested: str, field: str, settings: GeneratorSettings) -> str:
         return requested
     try:
         resolved = str(resolve_inside(requested, settings.load_roots))
-        confine_adapter_base(resolved, settings.load_roots, hub_ids=False)
-        confine_checkpoint_files(resolved, settings.load_roots)
+        confine_model_dir(resolved, settings.load_roots, hub_ids=False)
     except PathNotAllowed as exc:
         raise limit_error(field, f"{exc} (setting GENERATOR_LOAD_ROOTS)", requested) from exc
     return resolved
